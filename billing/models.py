@@ -1,0 +1,1 @@
+"""Invoices and payments (public schema). Built in the billing issue."""

@@ -1,0 +1,8 @@
+"""Every API route in one URL conf, for the OpenAPI schema only (never routed)."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("api/v1/", include("tenants.api.urls_public")),
+    path("api/v1/", include("tenants.api.urls_tenant")),
+]

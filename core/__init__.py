@@ -1,0 +1,1 @@
+"""Shared kernel: errors, domain events, audit, money and logging. Imports no app."""

@@ -1,0 +1,1 @@
+"""Plans and subscriptions (public schema). Built in the subscriptions issue."""

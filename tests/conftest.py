@@ -1,0 +1,83 @@
+"""Test set-up: the template schema is migrated once per session (by pytest-django's
+``migrate``, which here is ``migrate_schemas``), and two tenants, ``alpha`` and ``beta``, are
+cloned from it once per session. Tests run in a transaction rolled back at the end, so what
+they write to either schema disappears; the session tenants stay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from django.core.cache import caches
+from django.db import connection
+from rest_framework.test import APIClient
+
+from config.celery import app as celery_app
+from tenants.models import Tenant
+
+
+@dataclass(frozen=True)
+class SessionTenant:
+    tenant: Tenant
+    host: str
+    api_key: str
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _celery_eager() -> Iterator[None]:
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+
+
+@pytest.fixture(scope="session")
+def session_tenants(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> dict[str, SessionTenant]:
+    from tenants.services import tenant_create, tenant_provision
+
+    made: dict[str, SessionTenant] = {}
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        for slug in ("alpha", "beta"):
+            created = tenant_create(slug=slug, name=slug.title(), email=f"owner@{slug}.example", provision=False)
+            tenant = tenant_provision(tenant_id=created.tenant.pk)
+            made[slug] = SessionTenant(tenant=tenant, host=created.domain.domain, api_key=created.api_key)
+    return made
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache() -> Iterator[None]:
+    caches["default"].clear()  # one Redis database for both aliases; flushes throttles too
+    yield
+    connection.set_schema_to_public()
+
+
+@pytest.fixture
+def alpha(session_tenants: dict[str, SessionTenant], db: None) -> SessionTenant:
+    return session_tenants["alpha"]
+
+
+@pytest.fixture
+def beta(session_tenants: dict[str, SessionTenant], db: None) -> SessionTenant:
+    return session_tenants["beta"]
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+def tenant_client(t: SessionTenant) -> APIClient:
+    client = APIClient(HTTP_HOST=t.host)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {t.api_key}")
+    return client
+
+
+@pytest.fixture
+def alpha_client(alpha: SessionTenant) -> APIClient:
+    return tenant_client(alpha)
+
+
+@pytest.fixture
+def beta_client(beta: SessionTenant) -> APIClient:
+    return tenant_client(beta)

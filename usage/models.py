@@ -1,0 +1,1 @@
+"""Usage records and quotas (public schema). Built in the usage issue."""
