@@ -23,7 +23,9 @@ def _bind_log_context(task: Any = None, task_id: str | None = None, **_: Any) ->
 
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(
-        task=getattr(task, "name", None), task_id=task_id, tenant=getattr(connection, "schema_name", None)
+        task=getattr(task, "name", None),
+        task_id=task_id,
+        tenant=getattr(connection, "schema_name", None),
     )
 
 

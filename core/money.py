@@ -16,7 +16,9 @@ CURRENCY_EXPONENTS: dict[str, int] = {
         "WST XCD YER ZAR ZMW ZWL".split(),
         2,
     ),
-    **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0),
+    **dict.fromkeys(
+        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0
+    ),
     **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
 }
 
@@ -57,4 +59,8 @@ class Money:
         exponent = CURRENCY_EXPONENTS[self.currency]
         sign = "-" if self.amount < 0 else ""
         whole, frac = divmod(abs(self.amount), 10**exponent)
-        return f"{sign}{whole}.{frac:0{exponent}d} {self.currency}" if exponent else f"{sign}{whole} {self.currency}"
+        return (
+            f"{sign}{whole}.{frac:0{exponent}d} {self.currency}"
+            if exponent
+            else f"{sign}{whole} {self.currency}"
+        )

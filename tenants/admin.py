@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
@@ -39,16 +40,24 @@ class DomainInline(admin.TabularInline):
 def _reason_action(
     *, name: str, label: str, service: Callable[..., Any]
 ) -> Callable[[admin.ModelAdmin, HttpRequest, QuerySet[Tenant]], HttpResponse | None]:
-    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Tenant]) -> HttpResponse | None:
+    def action(
+        modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Tenant]
+    ) -> HttpResponse | None:
         form = ReasonForm(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():
             done = 0
             for tenant in queryset:
                 try:
-                    service(tenant_id=tenant.pk, actor=staff_actor(request), reason=form.cleaned_data["reason"])
+                    service(
+                        tenant_id=tenant.pk,
+                        actor=staff_actor(request),
+                        reason=form.cleaned_data["reason"],
+                    )
                     done += 1
                 except ApplicationError as exc:
-                    modeladmin.message_user(request, f"{tenant.slug}: {exc.message}", messages.ERROR)
+                    modeladmin.message_user(
+                        request, f"{tenant.slug}: {exc.message}", messages.ERROR
+                    )
             if done:
                 modeladmin.message_user(request, f"{label}: {done} tenant(s).", messages.SUCCESS)
             return None
@@ -63,7 +72,7 @@ def _reason_action(
                 "tenants": queryset,
                 "form": form,
                 "opts": modeladmin.model._meta,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
             },
         )
 
@@ -77,8 +86,15 @@ class TenantAdmin(admin.ModelAdmin):
     list_filter = ("status", "currency", "created_at")
     search_fields = ("slug", "name", "contact_email", "domains__domain")
     readonly_fields = (
-        "schema_name", "status", "status_reason", "provisioning_error", "provisioning_attempts",
-        "provisioned_at", "created_at", "updated_at", "signup_plan",
+        "schema_name",
+        "status",
+        "status_reason",
+        "provisioning_error",
+        "provisioning_attempts",
+        "provisioned_at",
+        "created_at",
+        "updated_at",
+        "signup_plan",
     )
     exclude = ("pending_key_prefix", "pending_key_hash")
     inlines = (DomainInline,)
@@ -86,7 +102,11 @@ class TenantAdmin(admin.ModelAdmin):
         _reason_action(name="suspend", label="Suspend", service=services.tenant_suspend),
         _reason_action(name="activate", label="Activate", service=services.tenant_activate),
         _reason_action(name="close", label="Close", service=services.tenant_close),
-        _reason_action(name="retry_provisioning", label="Retry provisioning", service=services.tenant_provisioning_retry),
+        _reason_action(
+            name="retry_provisioning",
+            label="Retry provisioning",
+            service=services.tenant_provisioning_retry,
+        ),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
@@ -102,8 +122,10 @@ class TenantAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # close a tenant instead
 
-    def save_formset(self, request: HttpRequest, form: Any, formset: BaseInlineFormSet, change: bool) -> None:
-        former = [f.initial.get("domain") for f in formset.forms if f.initial.get("domain")]
+    def save_formset(
+        self, request: HttpRequest, form: Any, formset: BaseInlineFormSet, change: bool
+    ) -> None:
+        former = [str(f.initial["domain"]) for f in formset.forms if f.initial.get("domain")]
         super().save_formset(request, form, formset, change)
         if formset.has_changed():
             tenant_id = form.instance.pk
@@ -114,4 +136,6 @@ class TenantAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if change and form.changed_data:
-            services.tenant_updated(tenant_id=obj.pk, actor=staff_actor(request), fields=list(form.changed_data))
+            services.tenant_updated(
+                tenant_id=obj.pk, actor=staff_actor(request), fields=list(form.changed_data)
+            )

@@ -15,11 +15,11 @@ from collections.abc import Callable
 
 import structlog
 from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port
 
 from core.api.errors import error_response
+from tenants.db import use_public, use_tenant
 from tenants.models import TenantStatus
 from tenants.routing import RoutedTenant, route_for_host, route_for_slug
 
@@ -32,23 +32,32 @@ def _status_refusal(tenant: RoutedTenant) -> HttpResponse | None:
         return None
     if status == TenantStatus.SUSPENDED:
         return error_response(
-            status_code=403, code="tenant_suspended", message="This tenant is suspended.",
+            status_code=403,
+            code="tenant_suspended",
+            message="This tenant is suspended.",
             details={"tenant": tenant.slug},
         )
     if status == TenantStatus.CLOSED:
         return error_response(
-            status_code=410, code="tenant_closed", message="This tenant is closed.",
+            status_code=410,
+            code="tenant_closed",
+            message="This tenant is closed.",
             details={"tenant": tenant.slug},
         )
     if status == TenantStatus.FAILED:
         return error_response(
-            status_code=503, code="tenant_provisioning_failed",
+            status_code=503,
+            code="tenant_provisioning_failed",
             message="This tenant could not be provisioned yet; it is being retried.",
-            details={"tenant": tenant.slug}, headers={"Retry-After": "30"},
+            details={"tenant": tenant.slug},
+            headers={"Retry-After": "30"},
         )
     return error_response(
-        status_code=503, code="tenant_provisioning", message="This tenant is being provisioned.",
-        details={"tenant": tenant.slug}, headers={"Retry-After": PROVISIONING_RETRY_AFTER},
+        status_code=503,
+        code="tenant_provisioning",
+        message="This tenant is being provisioned.",
+        details={"tenant": tenant.slug},
+        headers={"Retry-After": PROVISIONING_RETRY_AFTER},
     )
 
 
@@ -62,7 +71,7 @@ class TenantRoutingMiddleware:
         structlog.contextvars.clear_contextvars()
         request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(request_id=request_id[:64])
-        connection.set_schema_to_public()
+        use_public()
 
         host, _port = split_domain_port(request.get_host())
         host = host.lower()
@@ -79,13 +88,16 @@ class TenantRoutingMiddleware:
             tenant = route_for_host(host)
             if tenant is not None and header_slug and header_slug != tenant.slug:
                 return error_response(
-                    status_code=400, code="tenant_mismatch",
+                    status_code=400,
+                    code="tenant_mismatch",
                     message="The X-Tenant header names another tenant than the host.",
                     details={"host": host, "x_tenant": header_slug},
                 )
 
         if tenant is None:
-            return error_response(status_code=404, code="tenant_not_found", message="No such tenant.")
+            return error_response(
+                status_code=404, code="tenant_not_found", message="No such tenant."
+            )
         structlog.contextvars.bind_contextvars(tenant=tenant.slug)
         refusal = _status_refusal(tenant)
         if refusal is not None:
@@ -93,13 +105,13 @@ class TenantRoutingMiddleware:
 
         model = tenant.as_model()
         model.domain_url = host
-        connection.set_tenant(model)
+        use_tenant(model)
         request.tenant = model  # type: ignore[attr-defined]
         request.urlconf = settings.ROOT_URLCONF
         try:
             return self._respond(request, request_id)
         finally:
-            connection.set_schema_to_public()
+            use_public()
 
     def _respond(self, request: HttpRequest, request_id: str) -> HttpResponse:
         response = self.get_response(request)

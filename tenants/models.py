@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from django.db import models
+from django.db.models.functions import Concat, Replace
 from django_tenants.models import DomainMixin, TenantMixin
 
 from core.money import CURRENCY_CHOICES
@@ -30,7 +31,9 @@ class TenantStatus(models.TextChoices):
 # The tenant state machine: provisioning -> active <-> suspended -> closed, and a failed
 # provisioning that can be retried. Closed is final.
 TENANT_TRANSITIONS: dict[str, frozenset[str]] = {
-    TenantStatus.PROVISIONING: frozenset({TenantStatus.ACTIVE, TenantStatus.FAILED, TenantStatus.CLOSED}),
+    TenantStatus.PROVISIONING: frozenset(
+        {TenantStatus.ACTIVE, TenantStatus.FAILED, TenantStatus.CLOSED}
+    ),
     TenantStatus.FAILED: frozenset({TenantStatus.PROVISIONING, TenantStatus.CLOSED}),
     TenantStatus.ACTIVE: frozenset({TenantStatus.SUSPENDED, TenantStatus.CLOSED}),
     TenantStatus.SUSPENDED: frozenset({TenantStatus.ACTIVE, TenantStatus.CLOSED}),
@@ -55,14 +58,19 @@ class Tenant(TenantMixin):
     name = models.CharField(max_length=200)
     contact_email = models.EmailField()
     status = models.CharField(
-        max_length=20, choices=TenantStatus.choices, default=TenantStatus.PROVISIONING, db_index=True
+        max_length=20,
+        choices=TenantStatus.choices,
+        default=TenantStatus.PROVISIONING,
+        db_index=True,
     )
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     currency = models.CharField(
         max_length=3, default="USD", choices=CURRENCY_CHOICES, validators=[validate_currency]
     )
     config = models.JSONField(default=dict, blank=True, validators=[validate_tenant_config])
-    signup_plan = models.CharField(max_length=50, blank=True, help_text="Plan code asked for at signup")
+    signup_plan = models.CharField(
+        max_length=50, blank=True, help_text="Plan code asked for at signup"
+    )
     status_reason = models.TextField(blank=True)
     provisioning_error = models.TextField(blank=True)
     provisioning_attempts = models.PositiveIntegerField(default=0)
@@ -81,7 +89,12 @@ class Tenant(TenantMixin):
                 condition=models.Q(status__in=TenantStatus.values), name="tenant_status_valid"
             ),
             models.CheckConstraint(
-                condition=models.Q(schema_name=models.functions.Concat(models.Value(SCHEMA_PREFIX), models.functions.Replace("slug", models.Value("-"), models.Value("_"))))
+                condition=models.Q(
+                    schema_name=Concat(
+                        models.Value(SCHEMA_PREFIX),
+                        Replace("slug", models.Value("-"), models.Value("_")),
+                    )
+                )
                 | models.Q(schema_name="public"),
                 name="tenant_schema_matches_slug",
             ),

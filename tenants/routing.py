@@ -31,7 +31,11 @@ class RoutedTenant:
     def as_model(self) -> Tenant:
         """An unsaved-looking Tenant instance for ``connection.set_tenant``; no query."""
         tenant = Tenant(
-            id=self.id, slug=self.slug, schema_name=self.schema_name, name=self.name, status=self.status
+            id=self.id,
+            slug=self.slug,
+            schema_name=self.schema_name,
+            name=self.name,
+            status=self.status,
         )
         tenant._state.adding = False
         tenant._state.db = "default"

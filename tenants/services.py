@@ -12,13 +12,14 @@ from typing import Any
 import structlog
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context, schema_exists
 
 from core.audit import SYSTEM, Actor, audit_record
 from core.errors import Conflict, InvalidInput, NotFound
 from core.events import event_record
+from tenants.db import use_public
 from tenants.models import Domain, Tenant, TenantStatus, schema_name_for
 from tenants.workspace.keys import key_generate
 
@@ -103,7 +104,9 @@ def tenant_create(
             domain = Domain.objects.create(domain=host, tenant=tenant, is_primary=True)
     except IntegrityError as exc:
         # Lost a race with a concurrent signup for the same slug (or its host).
-        raise Conflict(f"The slug '{slug}' is taken.", code="slug_taken", details={"slug": slug}) from exc
+        raise Conflict(
+            f"The slug '{slug}' is taken.", code="slug_taken", details={"slug": slug}
+        ) from exc
 
     audit_record(
         actor=actor,
@@ -116,7 +119,9 @@ def tenant_create(
     event_record(
         type="TenantCreated",
         tenant_id=tenant.pk,
-        payload=_payload(tenant, name=tenant.name, email=tenant.contact_email, plan=plan, domain=host),
+        payload=_payload(
+            tenant, name=tenant.name, email=tenant.contact_email, plan=plan, domain=host
+        ),
     )
     if provision:
         tenant_id = tenant.pk
@@ -155,7 +160,9 @@ def _tenant_provision(*, tenant_id: int, actor: Actor) -> Tenant:
     if tenant.status == TenantStatus.ACTIVE and tenant.provisioned_at is not None:
         return tenant
     if tenant.status not in (TenantStatus.PROVISIONING, TenantStatus.FAILED):
-        raise Conflict(f"A tenant that is {tenant.status} cannot be provisioned.", code="invalid_transition")
+        raise Conflict(
+            f"A tenant that is {tenant.status} cannot be provisioned.", code="invalid_transition"
+        )
     template = settings.TENANT_BASE_SCHEMA
     if not schema_exists(template):
         raise ProvisioningError(
@@ -173,7 +180,7 @@ def _tenant_provision(*, tenant_id: int, actor: Actor) -> Tenant:
                 key_hash=tenant.pending_key_hash,
                 created_by=owner,
             )
-    connection.set_schema_to_public()
+    use_public()
     tenant.status = TenantStatus.ACTIVE
     tenant.pending_key_hash = ""
     tenant.pending_key_prefix = ""
@@ -189,7 +196,9 @@ def _tenant_provision(*, tenant_id: int, actor: Actor) -> Tenant:
         target_id=tenant.pk,
         data={"schema": tenant.schema_name, "template": template, "seconds": round(seconds, 3)},
     )
-    event_record(type="TenantActivated", tenant_id=tenant.pk, payload=_payload(tenant, reason="provisioned"))
+    event_record(
+        type="TenantActivated", tenant_id=tenant.pk, payload=_payload(tenant, reason="provisioned")
+    )
     log.info("tenant_provisioned", tenant=tenant.slug, seconds=round(seconds, 3))
     return tenant
 
@@ -210,7 +219,9 @@ def tenant_provisioning_fail(*, tenant_id: int, error: str) -> Tenant:
         data={"error": tenant.provisioning_error},
     )
     event_record(
-        type="TenantProvisioningFailed", tenant_id=tenant.pk, payload=_payload(tenant, error=error[:500])
+        type="TenantProvisioningFailed",
+        tenant_id=tenant.pk,
+        payload=_payload(tenant, error=error[:500]),
     )
     return tenant
 
@@ -222,15 +233,21 @@ def tenant_provisioning_retry(*, tenant_id: int, actor: Actor, reason: str = "")
     _transition(tenant, TenantStatus.PROVISIONING)
     tenant.save(update_fields=["status", "updated_at"])
     audit_record(
-        actor=actor, action="tenant.provisioning_retry", tenant_id=tenant.pk,
-        target_type="tenant", target_id=tenant.pk, reason=reason,
+        actor=actor,
+        action="tenant.provisioning_retry",
+        tenant_id=tenant.pk,
+        target_type="tenant",
+        target_id=tenant.pk,
+        reason=reason,
     )
     event_record(type="TenantProvisioningRetried", tenant_id=tenant.pk, payload=_payload(tenant))
     transaction.on_commit(lambda: _enqueue_provisioning(tenant.pk))
     return tenant
 
 
-def _status_change(*, tenant_id: int, to: str, actor: Actor, reason: str, action: str, event: str) -> Tenant:
+def _status_change(
+    *, tenant_id: int, to: str, actor: Actor, reason: str, action: str, event: str
+) -> Tenant:
     tenant = _locked(tenant_id)
     before = tenant.status
     _transition(tenant, to)
@@ -245,23 +262,35 @@ def _status_change(*, tenant_id: int, to: str, actor: Actor, reason: str, action
         reason=reason,
         data={"from": before, "to": to},
     )
-    event_record(type=event, tenant_id=tenant.pk, payload=_payload(tenant, reason=reason, previous_status=before))
+    event_record(
+        type=event,
+        tenant_id=tenant.pk,
+        payload=_payload(tenant, reason=reason, previous_status=before),
+    )
     return tenant
 
 
 @transaction.atomic
 def tenant_suspend(*, tenant_id: int, actor: Actor, reason: str) -> Tenant:
     return _status_change(
-        tenant_id=tenant_id, to=TenantStatus.SUSPENDED, actor=actor, reason=reason,
-        action="tenant.suspend", event="TenantSuspended",
+        tenant_id=tenant_id,
+        to=TenantStatus.SUSPENDED,
+        actor=actor,
+        reason=reason,
+        action="tenant.suspend",
+        event="TenantSuspended",
     )
 
 
 @transaction.atomic
 def tenant_activate(*, tenant_id: int, actor: Actor, reason: str) -> Tenant:
     return _status_change(
-        tenant_id=tenant_id, to=TenantStatus.ACTIVE, actor=actor, reason=reason,
-        action="tenant.activate", event="TenantActivated",
+        tenant_id=tenant_id,
+        to=TenantStatus.ACTIVE,
+        actor=actor,
+        reason=reason,
+        action="tenant.activate",
+        event="TenantActivated",
     )
 
 
@@ -269,8 +298,12 @@ def tenant_activate(*, tenant_id: int, actor: Actor, reason: str) -> Tenant:
 def tenant_close(*, tenant_id: int, actor: Actor, reason: str) -> Tenant:
     """Close a tenant for good. Its schema is kept (data retention); its hosts answer 410."""
     return _status_change(
-        tenant_id=tenant_id, to=TenantStatus.CLOSED, actor=actor, reason=reason,
-        action="tenant.close", event="TenantClosed",
+        tenant_id=tenant_id,
+        to=TenantStatus.CLOSED,
+        actor=actor,
+        reason=reason,
+        action="tenant.close",
+        event="TenantClosed",
     )
 
 
@@ -279,21 +312,33 @@ def tenant_domains_changed(*, tenant_id: int, actor: Actor, former_hosts: list[s
     """Record a change of a tenant's domains (from the admin) so routes are invalidated."""
     hosts = sorted(Domain.objects.filter(tenant_id=tenant_id).values_list("domain", flat=True))
     audit_record(
-        actor=actor, action="tenant.domains_change", tenant_id=tenant_id, target_type="tenant",
-        target_id=tenant_id, data={"before": sorted(former_hosts), "after": hosts},
+        actor=actor,
+        action="tenant.domains_change",
+        tenant_id=tenant_id,
+        target_type="tenant",
+        target_id=tenant_id,
+        data={"before": sorted(former_hosts), "after": hosts},
     )
     event_record(
-        type="TenantDomainsChanged", tenant_id=tenant_id,
+        type="TenantDomainsChanged",
+        tenant_id=tenant_id,
         payload={"tenant_id": tenant_id, "hosts": hosts, "former_hosts": sorted(former_hosts)},
     )
-
 
 
 @transaction.atomic
 def tenant_updated(*, tenant_id: int, actor: Actor, fields: list[str]) -> None:
     """Record a staff edit of a tenant's details (name, email, time zone, config...)."""
     audit_record(
-        actor=actor, action="tenant.update", tenant_id=tenant_id, target_type="tenant",
-        target_id=tenant_id, data={"fields": sorted(fields)},
+        actor=actor,
+        action="tenant.update",
+        tenant_id=tenant_id,
+        target_type="tenant",
+        target_id=tenant_id,
+        data={"fields": sorted(fields)},
     )
-    event_record(type="TenantUpdated", tenant_id=tenant_id, payload={"tenant_id": tenant_id, "fields": sorted(fields)})
+    event_record(
+        type="TenantUpdated",
+        tenant_id=tenant_id,
+        payload={"tenant_id": tenant_id, "fields": sorted(fields)},
+    )

@@ -88,6 +88,7 @@ def validate_tenant_config(value: Any) -> None:
     errors = sorted(_config_validator.iter_errors(value), key=lambda e: list(e.path))
     if errors:
         messages = [
-            f"{'/'.join(str(p) for p in error.path) or '(root)'}: {error.message}" for error in errors
+            f"{'/'.join(str(p) for p in error.path) or '(root)'}: {error.message}"
+            for error in errors
         ]
         raise ValidationError(messages, code="invalid_config")

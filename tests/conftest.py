@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import pytest
 from django.core.cache import caches
-from django.db import connection
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
+from tenants.db import use_public
 from tenants.models import Tenant
 
 
@@ -25,6 +25,23 @@ class SessionTenant:
     api_key: str
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(request, django_test_environment, django_db_blocker):
+    """Always set up the one test database: some tests commit for real (a Celery worker
+    must see their rows) and take no ``db`` fixture, which pytest-django would skip."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    keepdb = bool(request.config.getvalue("reuse_db")) and not request.config.getvalue("create_db")
+    with django_db_blocker.unblock():
+        config = setup_databases(
+            verbosity=0, interactive=False, aliases={"default": None}, keepdb=keepdb
+        )
+    yield
+    if not keepdb:
+        with django_db_blocker.unblock():
+            teardown_databases(config, verbosity=0)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _celery_eager() -> Iterator[None]:
     celery_app.conf.task_always_eager = True
@@ -33,15 +50,21 @@ def _celery_eager() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def session_tenants(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> dict[str, SessionTenant]:
+def session_tenants(
+    django_db_setup: None, django_db_blocker: pytest.FixtureRequest
+) -> dict[str, SessionTenant]:
     from tenants.services import tenant_create, tenant_provision
 
     made: dict[str, SessionTenant] = {}
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
         for slug in ("alpha", "beta"):
-            created = tenant_create(slug=slug, name=slug.title(), email=f"owner@{slug}.example", provision=False)
+            created = tenant_create(
+                slug=slug, name=slug.title(), email=f"owner@{slug}.example", provision=False
+            )
             tenant = tenant_provision(tenant_id=created.tenant.pk)
-            made[slug] = SessionTenant(tenant=tenant, host=created.domain.domain, api_key=created.api_key)
+            made[slug] = SessionTenant(
+                tenant=tenant, host=created.domain.domain, api_key=created.api_key
+            )
     return made
 
 
@@ -49,7 +72,7 @@ def session_tenants(django_db_setup: None, django_db_blocker: pytest.FixtureRequ
 def _clean_cache() -> Iterator[None]:
     caches["default"].clear()  # one Redis database for both aliases; flushes throttles too
     yield
-    connection.set_schema_to_public()
+    use_public()
 
 
 @pytest.fixture

@@ -63,23 +63,26 @@ _DRF_CODES: dict[type[drf_exceptions.APIException], str] = {
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
-        response = Response(
+        app_response = Response(
             error_body(exc.code, exc.message, exc.details), status=exc.status_code
         )
         for name, value in exc.headers.items():
-            response[name] = value
-        return response
+            app_response[name] = value
+        return app_response
     if isinstance(exc, DjangoValidationError):
-        details = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        exc = drf_exceptions.ValidationError(detail=details)
+        field_errors = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+        exc = drf_exceptions.ValidationError(detail=field_errors)
     elif isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf_exceptions.PermissionDenied()
 
-    response = drf_exception_handler(exc, context)
-    if response is None or not isinstance(exc, drf_exceptions.APIException):
-        return response
+    handled = drf_exception_handler(exc, context)
+    if handled is None or not isinstance(exc, drf_exceptions.APIException):
+        return handled
+    response: Response = handled
 
     if isinstance(exc, drf_exceptions.ValidationError):
         detail = exc.detail
@@ -96,8 +99,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else "error"
     details: dict[str, Any] = {}
-    if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
-        details["retry_after"] = int(exc.wait)
+    wait = getattr(exc, "wait", None)
+    if isinstance(exc, drf_exceptions.Throttled) and wait is not None:
+        details["retry_after"] = int(wait)
     response.data = error_body(code, str(exc.detail), details)
     return response
 

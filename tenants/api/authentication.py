@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from tenants.db import current_schema
 from tenants.workspace.selectors import VerifiedKey, api_key_verify
 
 
@@ -33,7 +33,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[TenantPrincipal, VerifiedKey] | None:
         tenant: Any = getattr(request._request, "tenant", None)
-        if tenant is None or connection.schema_name != tenant.schema_name:
+        if tenant is None or current_schema() != tenant.schema_name:
             return None  # public host: no tenant keys here
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
@@ -44,7 +44,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         verified = api_key_verify(raw_key=raw_key.strip())
         if verified is None:
             raise exceptions.AuthenticationFailed("The API key is not valid for this tenant.")
-        return TenantPrincipal(tenant_id=tenant.pk, tenant_slug=tenant.slug, api_key=verified), verified
+        return TenantPrincipal(
+            tenant_id=tenant.pk, tenant_slug=tenant.slug, api_key=verified
+        ), verified
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'

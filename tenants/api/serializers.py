@@ -28,10 +28,16 @@ class SignupInputSerializer(serializers.Serializer):
     email = serializers.EmailField()
     plan = serializers.SlugField(max_length=50, required=False, allow_blank=True, default="")
     timezone = serializers.CharField(
-        max_length=64, required=False, default="UTC", validators=[_django_validator(validate_timezone)]
+        max_length=64,
+        required=False,
+        default="UTC",
+        validators=[_django_validator(validate_timezone)],
     )
     currency = serializers.CharField(
-        max_length=3, required=False, default="USD", validators=[_django_validator(validate_currency)]
+        max_length=3,
+        required=False,
+        default="USD",
+        validators=[_django_validator(validate_currency)],
     )
 
 
@@ -50,8 +56,16 @@ class TenantSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tenant
         fields = (
-            "id", "slug", "name", "contact_email", "status", "timezone", "currency", "config",
-            "domains", "created_at",
+            "id",
+            "slug",
+            "name",
+            "contact_email",
+            "status",
+            "timezone",
+            "currency",
+            "config",
+            "domains",
+            "created_at",
         )
         read_only_fields = fields
 
@@ -62,8 +76,8 @@ class TenantSerializer(serializers.ModelSerializer):
 class ApiKeySerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiKey
-        fields = ("id", "name", "prefix", "created_at", "revoked_at")
-        read_only_fields = fields
+        fields: tuple[str, ...] = ("id", "name", "prefix", "created_at", "revoked_at")
+        read_only_fields: tuple[str, ...] = fields
 
 
 class ApiKeyCreateInputSerializer(serializers.Serializer):
@@ -74,5 +88,5 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
     key = serializers.CharField(help_text="Shown once; store it now.")
 
     class Meta(ApiKeySerializer.Meta):
-        fields = (*ApiKeySerializer.Meta.fields, "key")
-        read_only_fields = fields
+        fields: tuple[str, ...] = (*ApiKeySerializer.Meta.fields, "key")
+        read_only_fields: tuple[str, ...] = fields

@@ -16,7 +16,7 @@ def test_healthz_checks_database_and_redis(api):
 
 
 def test_healthz_is_503_when_redis_is_down(api, monkeypatch):
-    client = caches["shared"]._cache.get_client(write=True)
+    client = caches["shared"]._cache.get_client(write=True)  # type: ignore[attr-defined]
 
     def down():
         raise ConnectionError("redis is down")
@@ -32,7 +32,9 @@ def test_healthz_is_503_when_redis_is_down(api, monkeypatch):
 def test_unknown_url_has_the_error_shape(api):
     response = api.get("/nope/", HTTP_HOST="localhost")
     assert response.status_code == 404
-    assert response.json() == {"error": {"code": "not_found", "message": "Not found.", "details": {}}}
+    assert response.json() == {
+        "error": {"code": "not_found", "message": "Not found.", "details": {}}
+    }
 
 
 def test_wrong_method_has_the_error_shape(alpha_client):
@@ -46,7 +48,12 @@ def test_openapi_schema_documents_public_and_tenant_endpoints(api):
     assert response.status_code == 200
     schema = response.json()
     assert schema["openapi"].startswith("3.")
-    for path in ("/api/v1/tenants/", "/api/v1/tenant/", "/api/v1/api-keys/", "/api/v1/api-keys/{key_id}/"):
+    for path in (
+        "/api/v1/tenants/",
+        "/api/v1/tenant/",
+        "/api/v1/api-keys/",
+        "/api/v1/api-keys/{key_id}/",
+    ):
         assert path in schema["paths"], path
     assert "ApiKey" in schema["components"]["securitySchemes"]
 

@@ -53,7 +53,9 @@ def test_dispatch_is_once_per_event(received, django_capture_on_commit_callbacks
     assert received == ["once"]
 
 
-def test_a_failing_subscriber_leaves_the_event_pending_for_the_sweep(django_capture_on_commit_callbacks):
+def test_a_failing_subscriber_leaves_the_event_pending_for_the_sweep(
+    django_capture_on_commit_callbacks,
+):
     calls: list[int] = []
 
     def flaky(event: DomainEvent) -> None:

@@ -10,7 +10,9 @@ from tenants.workspace.models import ApiKey
 pytestmark = pytest.mark.django_db
 
 
-def test_create_shows_the_key_once_and_stores_only_its_hash(alpha_client, alpha, django_capture_on_commit_callbacks):
+def test_create_shows_the_key_once_and_stores_only_its_hash(
+    alpha_client, alpha, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = alpha_client.post("/api/v1/api-keys/", {"name": "deploy"}, format="json")
     assert response.status_code == 201
@@ -31,7 +33,9 @@ def test_create_shows_the_key_once_and_stores_only_its_hash(alpha_client, alpha,
     assert new_client.get("/api/v1/tenant/").status_code == 200
 
 
-def test_revoke_stops_the_key_at_once_even_when_cached(alpha_client, alpha, django_capture_on_commit_callbacks):
+def test_revoke_stops_the_key_at_once_even_when_cached(
+    alpha_client, alpha, django_capture_on_commit_callbacks
+):
     created = alpha_client.post("/api/v1/api-keys/", {"name": "temp"}, format="json").json()
     other = type(alpha_client)(HTTP_HOST=alpha.host)
     other.credentials(HTTP_AUTHORIZATION=f"Bearer {created['key']}")

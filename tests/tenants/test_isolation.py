@@ -29,27 +29,39 @@ def test_api_keys_listed_are_only_the_tenants_own(alpha_client, beta_client):
 
 
 def test_a_key_of_tenant_a_is_401_on_tenant_b(api, alpha, beta):
-    response = api.get("/api/v1/tenant/", HTTP_HOST=beta.host, HTTP_AUTHORIZATION=f"Bearer {alpha.api_key}")
+    response = api.get(
+        "/api/v1/tenant/", HTTP_HOST=beta.host, HTTP_AUTHORIZATION=f"Bearer {alpha.api_key}"
+    )
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "authentication_failed"
     # ...also through the X-Tenant header on the base domain.
     response = api.get(
-        "/api/v1/tenant/", HTTP_HOST="localhost", HTTP_X_TENANT="beta",
+        "/api/v1/tenant/",
+        HTTP_HOST="localhost",
+        HTTP_X_TENANT="beta",
         HTTP_AUTHORIZATION=f"Bearer {alpha.api_key}",
     )
     assert response.status_code == 401
 
 
 def test_a_key_is_401_on_b_even_when_warm_in_the_cache_for_a(api, alpha, beta):
-    ok = api.get("/api/v1/tenant/", HTTP_HOST=alpha.host, HTTP_AUTHORIZATION=f"Bearer {alpha.api_key}")
+    ok = api.get(
+        "/api/v1/tenant/", HTTP_HOST=alpha.host, HTTP_AUTHORIZATION=f"Bearer {alpha.api_key}"
+    )
     assert ok.status_code == 200
-    response = api.get("/api/v1/tenant/", HTTP_HOST=beta.host, HTTP_AUTHORIZATION=f"Bearer {alpha.api_key}")
+    response = api.get(
+        "/api/v1/tenant/", HTTP_HOST=beta.host, HTTP_AUTHORIZATION=f"Bearer {alpha.api_key}"
+    )
     assert response.status_code == 401
 
 
 def test_missing_and_malformed_keys_are_401(api, alpha):
-    for headers in ({}, {"HTTP_AUTHORIZATION": "Bearer nope"}, {"HTTP_AUTHORIZATION": "Basic abc"},
-                    {"HTTP_AUTHORIZATION": "Bearer tnr_00000000_" + "0" * 48}):
+    for headers in (
+        {},
+        {"HTTP_AUTHORIZATION": "Bearer nope"},
+        {"HTTP_AUTHORIZATION": "Basic abc"},
+        {"HTTP_AUTHORIZATION": "Bearer tnr_00000000_" + "0" * 48},
+    ):
         response = api.get("/api/v1/tenant/", HTTP_HOST=alpha.host, **headers)
         assert response.status_code == 401, headers
         assert response.json()["error"]["code"] in {"not_authenticated", "authentication_failed"}

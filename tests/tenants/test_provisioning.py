@@ -33,7 +33,9 @@ def test_provisioning_clones_the_template_and_activates(django_capture_on_commit
         assert ApiKey.objects.get().prefix == created.api_key.rsplit("_", 1)[0]
         # Cloned, so the migration history came along and nothing needs migrating.
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM t_epsilon.django_migrations WHERE app = 'workspace'")
+            cursor.execute(
+                "SELECT count(*) FROM t_epsilon.django_migrations WHERE app = 'workspace'"
+            )
             assert cursor.fetchone()[0] >= 1
     entry = AuditEntry.objects.get(action="tenant.provision", tenant_id=tenant.pk)
     assert entry.data["template"] == "tenant_template"

@@ -77,7 +77,8 @@ def test_signup_reaches_active_through_the_broker_and_a_worker(committed_db, rea
     print(f"signup -> active through the worker: {elapsed:.2f} s")
 
     me = client.get(
-        "/api/v1/tenant/", HTTP_HOST="worker-made.localhost",
+        "/api/v1/tenant/",
+        HTTP_HOST="worker-made.localhost",
         HTTP_AUTHORIZATION=f"Bearer {response.json()['api_key']}",
     )
     assert me.status_code == 200, me.content

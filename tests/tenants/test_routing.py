@@ -124,7 +124,9 @@ def test_warm_request_makes_no_query_to_resolve_its_tenant(api, alpha):
         response = api.get("/healthz", HTTP_HOST=alpha.host)
     assert response.status_code == 200
     # healthz itself runs exactly one query, SELECT 1: nothing to resolve the tenant.
-    assert [q["sql"] for q in queries.captured_queries if "SET search_path" not in q["sql"]] == ["SELECT 1"]
+    assert [q["sql"] for q in queries.captured_queries if "SET search_path" not in q["sql"]] == [
+        "SELECT 1"
+    ]
 
 
 def test_warm_authenticated_request_queries_only_what_the_view_reads(api, alpha):
@@ -146,6 +148,8 @@ def test_domain_change_invalidates_cached_routes(api, alpha, django_capture_on_c
     domain.domain = "new.alpha.example"
     domain.save()
     with django_capture_on_commit_callbacks(execute=True):
-        tenant_domains_changed(tenant_id=alpha.tenant.pk, actor=STAFF, former_hosts=["old.alpha.example"])
+        tenant_domains_changed(
+            tenant_id=alpha.tenant.pk, actor=STAFF, former_hosts=["old.alpha.example"]
+        )
     assert get(api, "old.alpha.example", alpha.api_key).status_code == 404
     assert get(api, "new.alpha.example", alpha.api_key).status_code == 200

@@ -20,7 +20,9 @@ def field_codes(response, field):
     return [item["code"] for item in response.json()["error"]["details"][field]]
 
 
-def test_signup_creates_a_provisioning_tenant_with_domain_key_audit_and_event(api, django_capture_on_commit_callbacks):
+def test_signup_creates_a_provisioning_tenant_with_domain_key_audit_and_event(
+    api, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False):
         response = signup(api, slug="acme-corp", name="Acme Corp", email="Owner@Acme.example")
 
@@ -41,7 +43,9 @@ def test_signup_creates_a_provisioning_tenant_with_domain_key_audit_and_event(ap
     assert DomainEvent.objects.filter(type="TenantCreated", tenant_id=tenant.pk).count() == 1
 
 
-def test_signup_provisions_on_commit_and_the_key_then_works(api, django_capture_on_commit_callbacks):
+def test_signup_provisions_on_commit_and_the_key_then_works(
+    api, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = signup(api, slug="gamma", name="Gamma", email="g@gamma.example")
     assert response.status_code == 201
@@ -50,7 +54,9 @@ def test_signup_provisions_on_commit_and_the_key_then_works(api, django_capture_
     assert tenant.pending_key_hash == ""
 
     me = api.get(
-        "/api/v1/tenant/", HTTP_HOST="gamma.localhost", HTTP_AUTHORIZATION=f"Bearer {response.json()['api_key']}"
+        "/api/v1/tenant/",
+        HTTP_HOST="gamma.localhost",
+        HTTP_AUTHORIZATION=f"Bearer {response.json()['api_key']}",
     )
     assert me.status_code == 200, me.content
     assert me.json()["slug"] == "gamma"
@@ -92,7 +98,9 @@ def test_signup_missing_fields_name_each_field(api):
 
 
 def test_signup_malformed_email_timezone_currency(api):
-    response = signup(api, slug="delta", name="D", email="nope", timezone="Mars/Base", currency="XXX1")
+    response = signup(
+        api, slug="delta", name="D", email="nope", timezone="Mars/Base", currency="XXX1"
+    )
     assert response.status_code == 400
     assert field_codes(response, "email") == ["invalid"]
     assert field_codes(response, "timezone") == ["invalid_timezone"]
@@ -123,8 +131,11 @@ def test_signup_invalid_json_is_parse_error(api):
 def test_signup_is_throttled_per_client_ip(api):
     def from_ip(ip, slug):
         return api.post(
-            SIGNUP, {"slug": slug, "name": "T", "email": "t@example.com"}, format="json",
-            HTTP_HOST="localhost", REMOTE_ADDR=ip,
+            SIGNUP,
+            {"slug": slug, "name": "T", "email": "t@example.com"},
+            format="json",
+            HTTP_HOST="localhost",
+            REMOTE_ADDR=ip,
         )
 
     assert [from_ip("10.0.0.1", f"throttle{i}").status_code for i in range(2)] == [201, 201]

@@ -14,9 +14,9 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
-from django.db import connection
 
 from core.audit import Actor
+from tenants.db import use_public, use_tenant
 from tenants.models import Tenant, TenantStatus
 from tenants.services import tenant_create, tenant_provision
 from tenants.workspace.services import api_key_create
@@ -48,18 +48,22 @@ class Command(BaseCommand):
         tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
         if tenant is None:
             created = tenant_create(
-                slug=DEMO_SLUG, name="Demo Inc.", email="owner@demo.example", actor=actor, provision=False
+                slug=DEMO_SLUG,
+                name="Demo Inc.",
+                email="owner@demo.example",
+                actor=actor,
+                provision=False,
             )
             tenant = created.tenant
             saved["api_key"] = created.api_key
         if tenant.status in (TenantStatus.PROVISIONING, TenantStatus.FAILED):
             tenant = tenant_provision(tenant_id=tenant.pk, actor=actor)
         if "api_key" not in saved:
-            connection.set_tenant(tenant)
+            use_tenant(tenant)
             try:
                 saved["api_key"] = api_key_create(name="make run", actor=actor).raw_key
             finally:
-                connection.set_schema_to_public()
+                use_public()
 
         CREDENTIALS.parent.mkdir(parents=True, exist_ok=True)
         CREDENTIALS.write_text(json.dumps(saved, indent=2))

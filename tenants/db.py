@@ -1,0 +1,23 @@
+"""Typed access to django-tenants' schema switching on the default connection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection
+
+
+def _conn() -> Any:
+    return connection  # django-tenants' DatabaseWrapper: set_tenant, schema_name, ...
+
+
+def use_tenant(tenant: Any) -> None:
+    _conn().set_tenant(tenant)
+
+
+def use_public() -> None:
+    _conn().set_schema_to_public()
+
+
+def current_schema() -> str:
+    return str(_conn().schema_name)
