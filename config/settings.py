@@ -221,6 +221,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Keep Django's LOGGING (structlog, tenant on every line) in the worker too.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Logging (structlog; every line carries the tenant) -----------------------------------
 

@@ -21,3 +21,12 @@ def use_public() -> None:
 
 def current_schema() -> str:
     return str(_conn().schema_name)
+
+
+def current_tenant() -> Any:
+    """The connection's tenant; on the public schema, django-tenants' public FakeTenant."""
+    return _conn().tenant
+
+
+def is_public() -> bool:
+    return current_schema() == "public"

@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port
 
 from core.api.errors import error_response
-from tenants.db import use_public, use_tenant
+from tenants.db import current_tenant, use_public, use_tenant
 from tenants.models import TenantStatus
 from tenants.routing import RoutedTenant, route_for_host, route_for_slug
 
@@ -80,7 +80,7 @@ class TenantRoutingMiddleware:
         if host in self.public_hosts:
             if not header_slug:
                 request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
-                request.tenant = None  # type: ignore[attr-defined]
+                request.tenant = current_tenant()  # type: ignore[attr-defined]
                 structlog.contextvars.bind_contextvars(tenant="public")
                 return self._respond(request, request_id)
             tenant = route_for_slug(header_slug)

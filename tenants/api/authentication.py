@@ -8,7 +8,7 @@ from typing import Any
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from tenants.db import current_schema
+from tenants.db import current_schema, is_public
 from tenants.workspace.selectors import VerifiedKey, api_key_verify
 
 
@@ -33,7 +33,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[TenantPrincipal, VerifiedKey] | None:
         tenant: Any = getattr(request._request, "tenant", None)
-        if tenant is None or current_schema() != tenant.schema_name:
+        if tenant is None or is_public() or current_schema() != tenant.schema_name:
             return None  # public host: no tenant keys here
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
