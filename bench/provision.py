@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -68,7 +68,10 @@ def main() -> None:
     migrate_times: list[float] = []
     try:
         for i in range(args.n):  # interleaved, so drift in machine load hits both alike
-            for kind, func, times in (("c", by_cloning, clone_times), ("m", by_migrating, migrate_times)):
+            for kind, func, times in (
+                ("c", by_cloning, clone_times),
+                ("m", by_migrating, migrate_times),
+            ):
                 slug = f"bench-{run}-{kind}{i}"
                 slugs.append(slug)
                 times.append(func(slug))
@@ -77,8 +80,12 @@ def main() -> None:
     clone = statistics.median(clone_times)
     migrate = statistics.median(migrate_times)
     print(f"tenants each way:            {args.n}")
-    print(f"clone template   median s:   {clone:.3f}  (min {min(clone_times):.3f}, max {max(clone_times):.3f})")
-    print(f"migrate schema   median s:   {migrate:.3f}  (min {min(migrate_times):.3f}, max {max(migrate_times):.3f})")
+    print(
+        f"clone template   median s:   {clone:.3f}  (min {min(clone_times):.3f}, max {max(clone_times):.3f})"
+    )
+    print(
+        f"migrate schema   median s:   {migrate:.3f}  (min {min(migrate_times):.3f}, max {max(migrate_times):.3f})"
+    )
     print(f"migrate / clone  ratio:      {migrate / clone:.1f}x")
 
 
