@@ -151,6 +151,15 @@ def cmd_run(port: int) -> int:
         python = sys.executable
         _run([python, "manage.py", "migrate_schemas", "--noinput"], env)
         _run([python, "manage.py", "collectstatic", "--noinput", "-v", "0"], env)
+        _run(
+            [
+                python,
+                "manage.py",
+                "sync_plans",
+                str(ROOT / "subscriptions/catalog_files/demo.yaml"),
+            ],
+            env,
+        )
         _run([python, "manage.py", "tenantry_demo", "--port", str(port)], env)
         _say(f"serving on http://127.0.0.1:{port}  (Ctrl-C stops everything)")
         honcho = subprocess.Popen(  # noqa: S603

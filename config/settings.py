@@ -177,7 +177,10 @@ SIGNUP_RATE: str = env.str("SIGNUP_RATE", default="20/hour")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.api.authentication.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "subscriptions.api.permissions.SubscriptionActive",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -206,6 +209,11 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"ApiKey": {"type": "http", "scheme": "bearer"}},
     },
 }
+
+# --- Subscriptions ------------------------------------------------------------------------
+
+# A past-due subscription keeps working this long after its first failed payment.
+SUBSCRIPTION_PAST_DUE_GRACE_DAYS: int = env.int("SUBSCRIPTION_PAST_DUE_GRACE_DAYS", default=10)
 
 # --- Celery -------------------------------------------------------------------------------
 

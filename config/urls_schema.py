@@ -5,4 +5,6 @@ from django.urls import include, path
 urlpatterns = [
     path("api/v1/", include("tenants.api.urls_public")),
     path("api/v1/", include("tenants.api.urls_tenant")),
+    path("api/v1/", include("subscriptions.api.urls_public")),
+    path("api/v1/", include("subscriptions.api.urls_tenant")),
 ]

@@ -8,6 +8,7 @@ from core.api.health import healthz
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include("tenants.api.urls_tenant")),
+    path("api/v1/", include("subscriptions.api.urls_tenant")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

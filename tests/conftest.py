@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from django.core.cache import caches
@@ -16,6 +17,10 @@ from rest_framework.test import APIClient
 from config.celery import app as celery_app
 from tenants.db import use_public
 from tenants.models import Tenant
+
+DEMO_CATALOG = (
+    Path(__file__).resolve().parent.parent / "subscriptions" / "catalog_files" / "demo.yaml"
+)
 
 
 @dataclass(frozen=True)
@@ -53,10 +58,13 @@ def _celery_eager() -> Iterator[None]:
 def session_tenants(
     django_db_setup: None, django_db_blocker: pytest.FixtureRequest
 ) -> dict[str, SessionTenant]:
+    from core.audit import SYSTEM
+    from subscriptions.catalog import catalog_load, catalog_sync
     from tenants.services import tenant_create, tenant_provision
 
     made: dict[str, SessionTenant] = {}
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        catalog_sync(data=catalog_load(DEMO_CATALOG), actor=SYSTEM)
         for slug in ("alpha", "beta"):
             created = tenant_create(
                 slug=slug, name=slug.title(), email=f"owner@{slug}.example", provision=False

@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from tenants.hooks import validate_signup_plan
 from tenants.models import Tenant
 from tenants.validators import validate_currency, validate_slug, validate_timezone
 from tenants.workspace.models import ApiKey
@@ -26,7 +27,13 @@ class SignupInputSerializer(serializers.Serializer):
     slug = serializers.CharField(max_length=63, validators=[_django_validator(validate_slug)])
     name = serializers.CharField(max_length=200)
     email = serializers.EmailField()
-    plan = serializers.SlugField(max_length=50, required=False, allow_blank=True, default="")
+    plan = serializers.SlugField(
+        max_length=50,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[_django_validator(validate_signup_plan)],
+    )
     timezone = serializers.CharField(
         max_length=64,
         required=False,

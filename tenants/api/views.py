@@ -78,6 +78,8 @@ class SignupView(APIView):
 
 
 class CurrentTenantView(APIView):
+    allow_inactive_subscription = True  # a tenant may always read itself
+
     @extend_schema(responses=TenantSerializer, tags=["tenant"], summary="The current tenant")
     def get(self, request: Request) -> Response:
         tenant = tenant_get(tenant_id=request.tenant.pk)  # type: ignore[attr-defined]

@@ -33,6 +33,12 @@ def committed_db(session_tenants, django_db_blocker) -> Iterator[list[str]]:
                 continue
             with connection.cursor() as cursor:
                 cursor.execute(f'DROP SCHEMA IF EXISTS "{tenant.schema_name}" CASCADE')
+            from subscriptions.models import PendingInvoiceItem, Subscription, SubscriptionPeriod
+
+            subs = Subscription.objects.filter(tenant=tenant)
+            SubscriptionPeriod.objects.filter(subscription__in=subs).delete()
+            PendingInvoiceItem.objects.filter(subscription__in=subs).delete()
+            subs.delete()
             AuditEntry.objects.filter(tenant_id=tenant.pk).delete()
             DomainEvent.objects.filter(tenant_id=tenant.pk).delete()
             tenant.delete()

@@ -1,4 +1,5 @@
-"""Create (once) the demo tenant ``demo`` and a staff login, and print how to use them.
+"""Create (once) the demo tenant ``demo`` (on the Pro plan's trial) and a staff login, and
+print how to use them. Needs the catalog loaded (``sync_plans``).
 
 The credentials are kept in ``.data/demo.json`` (local, git-ignored) so every ``make run``
 can print them again; if that file is gone, a new key and password are made.
@@ -16,6 +17,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from core.audit import Actor
+from subscriptions.models import Subscription
+from subscriptions.services import subscription_create
 from tenants.db import use_public, use_tenant
 from tenants.models import Tenant, TenantStatus
 from tenants.services import tenant_create, tenant_provision
@@ -51,6 +54,7 @@ class Command(BaseCommand):
                 slug=DEMO_SLUG,
                 name="Demo Inc.",
                 email="owner@demo.example",
+                plan="pro",
                 actor=actor,
                 provision=False,
             )
@@ -58,6 +62,8 @@ class Command(BaseCommand):
             saved["api_key"] = created.api_key
         if tenant.status in (TenantStatus.PROVISIONING, TenantStatus.FAILED):
             tenant = tenant_provision(tenant_id=tenant.pk, actor=actor)
+        if not Subscription.objects.filter(tenant=tenant).exists():
+            subscription_create(tenant_id=tenant.pk, plan_code="pro", actor=actor)
         if "api_key" not in saved:
             use_tenant(tenant)
             try:
