@@ -24,10 +24,15 @@ from core.events import event_record
 from core.money import is_currency
 from subscriptions.models import Grandfathering, Interval, Plan, PlanVersion, Quota
 
+BIGINT_MAX = 2**63 - 1  # PostgreSQL bigint
+INT_MAX = 2**31 - 1
+
 
 class OverageSpec(serializers.Serializer):
-    unit_price = serializers.IntegerField(min_value=0, help_text="minor units per unit_size")
-    unit_size = serializers.IntegerField(min_value=1, default=1)
+    unit_price = serializers.IntegerField(
+        min_value=0, max_value=BIGINT_MAX, help_text="minor units per unit_size"
+    )
+    unit_size = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX, default=1)
 
 
 class PlanSpec(serializers.Serializer):
@@ -35,14 +40,17 @@ class PlanSpec(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     interval = serializers.ChoiceField(choices=Interval.values)
-    price = serializers.IntegerField(min_value=0, help_text="minor units")
+    price = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, help_text="minor units")
     currency = serializers.CharField(min_length=3, max_length=3)
     trial_days = serializers.IntegerField(min_value=0, max_value=730, default=0)
     features = serializers.ListField(child=serializers.CharField(max_length=200), default=list)
     quotas = serializers.DictField(
-        child=serializers.IntegerField(min_value=0, allow_null=True), default=dict
+        child=serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, allow_null=True),
+        default=dict,
     )
-    rate_limit_per_minute = serializers.IntegerField(min_value=1, allow_null=True, default=None)
+    rate_limit_per_minute = serializers.IntegerField(
+        min_value=1, max_value=INT_MAX, allow_null=True, default=None
+    )
     overage = serializers.DictField(child=OverageSpec(), default=dict)
     public = serializers.BooleanField(default=True)
     grandfathering = serializers.ChoiceField(
@@ -52,7 +60,7 @@ class PlanSpec(serializers.Serializer):
     stripe_price_id = serializers.CharField(
         max_length=100, required=False, allow_blank=True, allow_null=True, default=""
     )
-    sort_order = serializers.IntegerField(min_value=0, required=False)
+    sort_order = serializers.IntegerField(min_value=0, max_value=INT_MAX, required=False)
 
     def validate_currency(self, value: str) -> str:
         if not is_currency(value.upper()):

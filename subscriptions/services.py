@@ -87,7 +87,7 @@ def plan_version_for(code: str) -> PlanVersion:
 
 def _current_locked(tenant_id: int) -> Subscription | None:
     return (
-        Subscription.objects.select_for_update()
+        Subscription.objects.select_for_update(of=("self",))
         .select_related("plan_version__plan")
         .filter(tenant_id=tenant_id, status__in=CURRENT_STATUSES)
         .first()
@@ -96,7 +96,7 @@ def _current_locked(tenant_id: int) -> Subscription | None:
 
 def _latest_locked(tenant_id: int) -> Subscription | None:
     return (
-        Subscription.objects.select_for_update()
+        Subscription.objects.select_for_update(of=("self",))
         .select_related("plan_version__plan")
         .filter(tenant_id=tenant_id)
         .order_by("-created_at", "-id")
@@ -122,19 +122,21 @@ def _new_subscription(
     *, tenant_id: int, version: PlanVersion, now: datetime, with_trial: bool
 ) -> Subscription:
     trial = with_trial and version.trial_days > 0
+    trial_end: datetime | None = None
     if trial:
         trial_end = now + timedelta(days=version.trial_days)
-        start, end = now, trial_end
+        # While trialing, the anchor is the trial end: billing periods start there.
+        start, end, anchor = now, trial_end, trial_end
     else:
-        trial_end = None
         start, end = period_bounds(now, version.interval, 0)
+        anchor = start
     try:
         with transaction.atomic():
             sub = Subscription.objects.create(
                 tenant_id=tenant_id,
                 plan_version=version,
                 status=SubscriptionStatus.TRIALING if trial else SubscriptionStatus.ACTIVE,
-                billing_anchor=start if not trial else trial_end,
+                billing_anchor=anchor,
                 anchor_periods=0,
                 current_period_start=start,
                 current_period_end=end,
@@ -520,7 +522,7 @@ def subscription_renew(*, subscription_id: int, now: datetime | None = None) -> 
     """
     now = _now(now)
     sub = (
-        Subscription.objects.select_for_update()
+        Subscription.objects.select_for_update(of=("self",))
         .select_related("plan_version__plan__current_version", "scheduled_plan_version__plan")
         .filter(pk=subscription_id)
         .first()
@@ -580,7 +582,7 @@ def subscriptions_renew_due(*, now: datetime | None = None) -> dict[str, int]:
 
 def _locked(subscription_id: int) -> Subscription:
     sub = (
-        Subscription.objects.select_for_update()
+        Subscription.objects.select_for_update(of=("self",))
         .select_related("plan_version__plan")
         .filter(pk=subscription_id)
         .first()

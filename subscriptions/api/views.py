@@ -83,7 +83,8 @@ class PlanListView(APIView):
         responses=PlanVersionSerializer(many=True), tags=["public"], summary="Public plans"
     )
     def get(self, request: Request) -> Response:
-        return Response([PlanVersionSerializer.of(p.current_version) for p in plan_list_public()])
+        versions = [p.current_version for p in plan_list_public() if p.current_version is not None]
+        return Response([PlanVersionSerializer.of(v) for v in versions])
 
 
 class SubscriptionView(APIView):
