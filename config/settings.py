@@ -40,6 +40,7 @@ SHARED_APPS = [
     "tenants",  # before django_tenants so its migrate/migrate_schemas commands win
     "django_tenants",
     "core",
+    "tenants.webhooks",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.admin",
@@ -71,6 +72,7 @@ DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 
 MIDDLEWARE = [
     "tenants.middleware.TenantRoutingMiddleware",
+    "usage.middleware.UsageMeteringMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -215,6 +217,20 @@ SPECTACULAR_SETTINGS = {
 # A past-due subscription keeps working this long after its first failed payment.
 SUBSCRIPTION_PAST_DUE_GRACE_DAYS: int = env.int("SUBSCRIPTION_PAST_DUE_GRACE_DAYS", default=10)
 
+# --- Usage metering -----------------------------------------------------------------------
+
+USAGE_METERING_ENABLED: bool = env.bool("USAGE_METERING_ENABLED", default=True)
+# When Redis is down: "open" allows requests and counts them in the process until Redis is
+# back; "closed" refuses them with 503.
+USAGE_FAIL_MODE: str = env.str("USAGE_FAIL_MODE", default="open")
+if USAGE_FAIL_MODE not in ("open", "closed"):
+    raise ValueError("USAGE_FAIL_MODE must be 'open' or 'closed'")
+USAGE_REDIS_TIMEOUT: float = env.float("USAGE_REDIS_TIMEOUT", default=0.25)
+USAGE_COUNTER_TTL: int = 60 * 60 * 24 * 400  # period counters outlive a yearly period
+USAGE_SEEN_TTL: int = 60 * 60 * 24 * 35  # the fast duplicate check; PostgreSQL decides
+USAGE_LATE_GRACE_HOURS: int = env.int("USAGE_LATE_GRACE_HOURS", default=24)
+USAGE_MAX_FUTURE_SECONDS: int = env.int("USAGE_MAX_FUTURE_SECONDS", default=300)
+
 # --- Celery -------------------------------------------------------------------------------
 
 CELERY_BROKER_URL: str = env.str("CELERY_BROKER_URL", default=REDIS_URL)
@@ -240,3 +256,9 @@ LOG_FORMAT: str = env.str("LOG_FORMAT", default="console" if DEBUG else "json")
 from core.logging import logging_config  # noqa: E402
 
 LOGGING = logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)
+
+# --- Webhooks -----------------------------------------------------------------------------
+
+# Let webhook endpoints target private, loopback and link-local addresses (and plain http to
+# them): for development, tests and receivers inside a private network. Always on in DEBUG.
+WEBHOOKS_ALLOW_PRIVATE_TARGETS: bool = env.bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", default=False)

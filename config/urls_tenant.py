@@ -8,7 +8,9 @@ from core.api.health import healthz
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include("tenants.api.urls_tenant")),
+    path("api/v1/", include("tenants.webhooks.api.urls")),
     path("api/v1/", include("subscriptions.api.urls_tenant")),
+    path("api/v1/", include("usage.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

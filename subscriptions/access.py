@@ -12,6 +12,7 @@ from datetime import datetime
 from django.core.cache import caches
 from django.utils import timezone
 
+from core.cache import safe_delete_many, safe_get, safe_set
 from subscriptions.models import CURRENT_STATUSES, Subscription, SubscriptionStatus
 from subscriptions.services import past_due_grace
 
@@ -51,10 +52,10 @@ def _load(tenant_id: int) -> SubscriptionAccess:
 
 def subscription_access(*, tenant_id: int) -> SubscriptionAccess:
     cache = caches["shared"]
-    cached = cache.get(access_key(tenant_id))
+    cached = safe_get(cache, access_key(tenant_id))
     if cached is None:
         access = _load(tenant_id)
-        cache.set(access_key(tenant_id), asdict(access), ACCESS_TTL)
+        safe_set(cache, access_key(tenant_id), asdict(access), ACCESS_TTL)
         return access
     return SubscriptionAccess(**cached)
 
@@ -65,4 +66,4 @@ def subscription_access_allows(*, tenant_id: int) -> tuple[bool, SubscriptionAcc
 
 
 def subscription_access_invalidate(*, tenant_id: int) -> None:
-    caches["shared"].delete(access_key(tenant_id))
+    safe_delete_many(caches["shared"], [access_key(tenant_id)])

@@ -106,7 +106,10 @@ class CatalogError(InvalidInput):
 
 
 def catalog_load(path: Path) -> Any:
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{path}: cannot be read: {exc}") from exc
     try:
         return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
@@ -140,7 +143,7 @@ def catalog_validate(data: Any) -> list[dict[str, Any]]:
             problems.append(f"{label}: duplicate code")
         seen.add(spec.validated_data["code"])
         plan = dict(spec.validated_data)
-        plan.setdefault("sort_order", index)
+        plan["position"] = index  # the sort order of a plan created without one
         plans.append(plan)
     if problems:
         raise CatalogError(
@@ -196,7 +199,8 @@ def _plan_fields(spec: dict[str, Any]) -> dict[str, Any]:
         "is_public": spec["public"],
         "grandfathering": spec["grandfathering"],
         "requires_payment_method": spec["requires_payment_method"],
-        "sort_order": spec["sort_order"],
+        # An explicit sort_order is applied; without one a plan keeps its place.
+        **({"sort_order": spec["sort_order"]} if "sort_order" in spec else {}),
     }
 
 
@@ -237,7 +241,7 @@ def catalog_sync(*, data: Any, actor: Actor, dry_run: bool = False) -> list[Cata
                 )
             )
             if not dry_run:
-                plan = Plan.objects.create(code=spec["code"], **fields)
+                plan = Plan.objects.create(code=spec["code"], **{"sort_order": spec["position"], **fields})
                 _version_create(plan, terms, number=1, actor=actor)
             continue
         current = plan.current_version

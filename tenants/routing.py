@@ -13,6 +13,7 @@ from typing import Any
 
 from django.core.cache import caches
 
+from core.cache import safe_delete_many, safe_get, safe_set
 from tenants.models import Domain, Tenant
 
 ROUTE_TTL = 300
@@ -66,11 +67,11 @@ def _routed(tenant: Tenant) -> RoutedTenant:
 
 def _cached(key: str, load: Any) -> RoutedTenant | None:
     cache = _cache()
-    value = cache.get(key)
+    value = safe_get(cache, key)
     if value is None:
         tenant = load()
         value = asdict(_routed(tenant)) if tenant is not None else _MISS
-        cache.set(key, value, ROUTE_TTL if tenant is not None else MISS_TTL)
+        safe_set(cache, key, value, ROUTE_TTL if tenant is not None else MISS_TTL)
     if value.get("missing"):
         return None
     return RoutedTenant(**value)
@@ -94,7 +95,7 @@ def route_for_slug(slug: str) -> RoutedTenant | None:
 def routes_invalidate(*, slugs: Iterable[str] = (), hosts: Iterable[str] = ()) -> None:
     keys = [slug_key(s) for s in slugs] + [host_key(h) for h in hosts]
     if keys:
-        _cache().delete_many(keys)
+        safe_delete_many(_cache(), keys)
 
 
 def routes_invalidate_tenant(tenant_id: int, *, extra_hosts: Iterable[str] = ()) -> None:

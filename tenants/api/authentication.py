@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.http import HttpRequest
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from tenants.db import current_schema, is_public
 from tenants.workspace.selectors import VerifiedKey, api_key_verify
+
+KEYWORD = "Bearer"
+_UNSET: Any = object()
 
 
 @dataclass(frozen=True)
@@ -28,25 +32,48 @@ class TenantPrincipal:
         return self.api_key.prefix
 
 
+def _verify(request: HttpRequest) -> TenantPrincipal | str | None:
+    """The request's principal, None without credentials, or an error message.
+
+    Memoised on the request, so the metering middleware and DRF verify a key once.
+    """
+    memo = getattr(request, "_tenantry_principal", _UNSET)
+    if memo is not _UNSET:
+        return memo
+    result: TenantPrincipal | str | None = None
+    tenant: Any = getattr(request, "tenant", None)
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    on_tenant = tenant is not None and not is_public() and current_schema() == tenant.schema_name
+    if on_tenant and header:
+        scheme, _, raw_key = header.partition(" ")
+        if scheme.lower() != KEYWORD.lower() or not raw_key.strip():
+            result = "Use 'Authorization: Bearer <api key>'."
+        else:
+            verified = api_key_verify(raw_key=raw_key.strip())
+            result = (
+                TenantPrincipal(tenant_id=tenant.pk, tenant_slug=tenant.slug, api_key=verified)
+                if verified is not None
+                else "The API key is not valid for this tenant."
+            )
+    request._tenantry_principal = result  # type: ignore[attr-defined]
+    return result
+
+
+def principal_from_request(request: HttpRequest) -> TenantPrincipal | None:
+    result = _verify(request)
+    return result if isinstance(result, TenantPrincipal) else None
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    keyword = "Bearer"
+    keyword = KEYWORD
 
     def authenticate(self, request: Request) -> tuple[TenantPrincipal, VerifiedKey] | None:
-        tenant: Any = getattr(request._request, "tenant", None)
-        if tenant is None or is_public() or current_schema() != tenant.schema_name:
-            return None  # public host: no tenant keys here
-        header = authentication.get_authorization_header(request).decode("latin-1")
-        if not header:
+        result = _verify(request._request)
+        if result is None:
             return None
-        scheme, _, raw_key = header.partition(" ")
-        if scheme.lower() != self.keyword.lower() or not raw_key.strip():
-            raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
-        verified = api_key_verify(raw_key=raw_key.strip())
-        if verified is None:
-            raise exceptions.AuthenticationFailed("The API key is not valid for this tenant.")
-        return TenantPrincipal(
-            tenant_id=tenant.pk, tenant_slug=tenant.slug, api_key=verified
-        ), verified
+        if isinstance(result, str):
+            raise exceptions.AuthenticationFailed(result)
+        return result, result.api_key
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'

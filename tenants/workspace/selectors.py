@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.core.cache import cache
 from django.db.models import QuerySet
 
+from core.cache import safe_get, safe_set
 from tenants.workspace.keys import key_hash, key_looks_valid
 from tenants.workspace.models import ApiKey
 from tenants.workspace.services import API_KEY_CACHE_TTL, api_key_cache_key
@@ -28,7 +29,7 @@ def api_key_verify(*, raw_key: str) -> VerifiedKey | None:
         return None
     digest = key_hash(raw_key)
     cache_key = api_key_cache_key(digest)
-    cached = cache.get(cache_key)
+    cached = safe_get(cache, cache_key)
     if cached is None:
         row = (
             ApiKey.objects.filter(key_hash=digest, revoked_at__isnull=True)
@@ -36,7 +37,7 @@ def api_key_verify(*, raw_key: str) -> VerifiedKey | None:
             .first()
         )
         cached = row or _MISSING
-        cache.set(cache_key, cached, API_KEY_CACHE_TTL if row else 30)
+        safe_set(cache, cache_key, cached, API_KEY_CACHE_TTL if row else 30)
     if cached.get("id") is None:
         return None
     return VerifiedKey(id=cached["id"], prefix=cached["prefix"], name=cached["name"])

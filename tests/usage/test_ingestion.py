@@ -1,0 +1,218 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from usage.meter import redis_client
+from usage.models import UsageEvent, UsageRecord
+from usage.selectors import usage_period_totals
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/usage/events/"
+
+
+def events(n, start=0, metric="widgets", quantity=1, **extra):
+    now = timezone.now().isoformat()
+    return [
+        {"id": f"evt-{i}", "metric": metric, "quantity": quantity, "timestamp": now, **extra}
+        for i in range(start, start + n)
+    ]
+
+
+def total(tenant, metric="widgets"):
+    from usage.limits import tenant_limits
+
+    return usage_period_totals(
+        tenant_id=tenant.pk, period_start=tenant_limits(tenant_id=tenant.pk).period_start
+    ).get(metric, 0)
+
+
+@pytest.fixture
+def widgets(alpha, on_plan):
+    on_plan(alpha.tenant, "metered-overage")  # names the custom metric "widgets"
+    return alpha
+
+
+def test_a_batch_is_accepted_and_durable_before_the_response(widgets, alpha_client):
+    response = alpha_client.post(URL, {"events": events(10, quantity=3)}, format="json")
+    assert response.status_code == 202, response.content
+    assert response.json() == {"accepted": 10, "duplicates": 0}
+    assert UsageEvent.objects.filter(tenant=widgets.tenant).count() == 10
+    assert total(widgets.tenant) == 30
+
+
+def test_resent_split_and_reordered_batches_count_once(widgets, alpha_client):
+    batch = events(10)
+    assert alpha_client.post(URL, {"events": batch}, format="json").json() == {
+        "accepted": 10,
+        "duplicates": 0,
+    }
+    assert alpha_client.post(URL, {"events": batch}, format="json").json() == {
+        "accepted": 0,
+        "duplicates": 10,
+    }
+    reordered = list(reversed(batch[:5])) + events(5, start=10)
+    assert alpha_client.post(URL, {"events": reordered}, format="json").json() == {
+        "accepted": 5,
+        "duplicates": 5,
+    }
+    assert total(widgets.tenant) == 15
+
+
+def test_a_redis_restart_loses_and_doubles_nothing(widgets, alpha_client):
+    batch = events(20)
+    alpha_client.post(URL, {"events": batch}, format="json")
+    redis_client().flushdb()  # the fast duplicate check is gone; PostgreSQL still decides
+    assert alpha_client.post(URL, {"events": batch}, format="json").json() == {
+        "accepted": 0,
+        "duplicates": 20,
+    }
+    assert total(widgets.tenant) == 20
+
+
+def test_the_same_id_on_another_tenant_is_its_own(
+    widgets, beta, alpha_client, beta_client, on_plan
+):
+    on_plan(beta.tenant, "metered-overage")
+    alpha_client.post(URL, {"events": events(3)}, format="json")
+    assert beta_client.post(URL, {"events": events(3)}, format="json").json() == {
+        "accepted": 3,
+        "duplicates": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("bad", "field", "code"),
+    [
+        ({"metric": "gadgets"}, "metric", "unknown_metric"),
+        ({"metric": "api_calls"}, "metric", "unknown_metric"),  # measured by us, not ingested
+        ({"quantity": -1}, "quantity", "out_of_range"),
+        ({"quantity": 1.5}, "quantity", "not_an_integer"),
+        ({"quantity": "3"}, "quantity", "not_an_integer"),
+        ({"quantity": True}, "quantity", "not_an_integer"),
+        ({"timestamp": "yesterday"}, "timestamp", "invalid_timestamp"),
+        ({"timestamp": "2026-01-01T00:00:00"}, "timestamp", "invalid_timestamp"),  # no offset
+        ({"timestamp": "2099-01-01T00:00:00+00:00"}, "timestamp", "timestamp_in_future"),
+        ({"timestamp": "2001-01-01T00:00:00+00:00"}, "timestamp", "timestamp_too_old"),
+        ({"id": ""}, "id", "invalid"),
+        ({"properties": [1]}, "properties", "invalid"),
+    ],
+)
+def test_a_bad_event_rejects_the_whole_batch_naming_it(widgets, alpha_client, bad, field, code):
+    batch = events(5)
+    batch[3] = {**batch[3], **bad}
+    response = alpha_client.post(URL, {"events": batch}, format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_events"
+    assert list(error["details"]["events"]) == ["3"]
+    assert [(p["field"], p["code"]) for p in error["details"]["events"]["3"]["problems"]] == [
+        (field, code)
+    ]
+    assert UsageEvent.objects.filter(tenant=widgets.tenant).count() == 0  # nothing of it counted
+
+
+def test_batch_limits_and_shape(widgets, alpha_client):
+    too_many = alpha_client.post(URL, {"events": events(1001)}, format="json")
+    assert (too_many.status_code, too_many.json()["error"]["code"]) == (400, "batch_too_large")
+    empty = alpha_client.post(URL, {"events": []}, format="json")
+    assert (empty.status_code, empty.json()["error"]["code"]) == (400, "invalid_batch")
+    shape = alpha_client.post(URL, {"evts": []}, format="json")
+    assert (shape.status_code, shape.json()["error"]["code"]) == (400, "invalid_batch")
+    twice = events(2)
+    twice[1]["id"] = twice[0]["id"]
+    dup = alpha_client.post(URL, {"events": twice}, format="json")
+    assert (
+        dup.json()["error"]["details"]["events"]["1"]["problems"][0]["code"] == "duplicate_in_batch"
+    )
+
+
+def test_a_full_batch_of_1000_is_one_set_based_insert(widgets, alpha_client):
+    def queries_for(batch):
+        with CaptureQueriesContext(connection) as queries:
+            response = alpha_client.post(URL, {"events": batch}, format="json")
+        assert response.status_code == 202
+        return [
+            q["sql"]
+            for q in queries.captured_queries
+            if not q["sql"].startswith(("SET ", "SAVEPOINT", "RELEASE"))
+        ]
+
+    for _ in range(3):  # past the api_calls quota notices of this small plan
+        alpha_client.get("/api/v1/usage/")
+    small = queries_for(events(10))
+    large = queries_for(events(1000, start=10))
+    assert len(large) == len(small)  # the same statements, whatever the batch size
+    assert len([q for q in large if "INSERT INTO usage_usageevent" in q]) == 1
+    assert total(widgets.tenant) == 1010
+
+
+def test_late_event_within_grace_counts_into_its_own_period(widgets, alpha_client):
+    from usage.limits import tenant_limits
+
+    limits = tenant_limits(tenant_id=widgets.tenant.pk)
+    late = (limits.period_start - timedelta(hours=1)).isoformat()
+    response = alpha_client.post(
+        URL,
+        {"events": [{"id": "late-1", "metric": "widgets", "quantity": 2, "timestamp": late}]},
+        format="json",
+    )
+    # The session tenant's subscription started at the session's start: no earlier period.
+    assert response.status_code == 400
+    assert (
+        response.json()["error"]["details"]["events"]["0"]["problems"][0]["code"]
+        == "timestamp_too_old"
+    )
+
+
+def test_custom_metric_quota_notices(widgets, alpha_client, django_capture_on_commit_callbacks):
+    from core.models import DomainEvent
+
+    with django_capture_on_commit_callbacks(execute=True):
+        alpha_client.post(URL, {"events": events(1, quantity=85)}, format="json")  # 85 of 100
+    with django_capture_on_commit_callbacks(execute=True):
+        alpha_client.post(URL, {"events": events(1, start=1, quantity=20)}, format="json")  # 105
+    with django_capture_on_commit_callbacks(execute=True):
+        alpha_client.post(
+            URL, {"events": events(1, start=2, quantity=20)}, format="json"
+        )  # 125: no more notices
+    seen = sorted(
+        (e.type, e.payload["metric"], e.payload["threshold"])
+        for e in DomainEvent.objects.filter(tenant_id=widgets.tenant.pk, type__startswith="Quota")
+        if e.payload["metric"] == "widgets"
+    )
+    assert seen == [("QuotaExceeded", "widgets", 100), ("QuotaWarning", "widgets", 80)]
+
+
+def test_usage_summary_and_daily_series(widgets, alpha_client):
+    alpha_client.post(URL, {"events": events(4, quantity=5)}, format="json")
+    summary = alpha_client.get("/api/v1/usage/").json()
+    widgets_row = next(m for m in summary["metrics"] if m["metric"] == "widgets")
+    assert (widgets_row["used"], widgets_row["limit"], widgets_row["remaining"]) == (20, 100, 80)
+    assert {"period_start", "period_end"} <= set(summary)
+    today = timezone.now().date().isoformat()
+    daily = alpha_client.get(
+        "/api/v1/usage/daily/", {"metric": "widgets", "from": today, "to": today}
+    ).json()
+    assert daily == [{"day": today, "quantity": 20}]
+    bad = alpha_client.get(
+        "/api/v1/usage/daily/", {"metric": "widgets", "from": today, "to": "2000-01-01"}
+    )
+    assert (bad.status_code, bad.json()["error"]["code"]) == (400, "invalid_range")
+    missing = alpha_client.get("/api/v1/usage/daily/")
+    assert missing.status_code == 400
+
+
+def test_storage_is_measured_as_a_gauge(alpha):
+    from usage.services import usage_storage_measure
+
+    size = usage_storage_measure(tenant_id=alpha.tenant.pk, schema_name=alpha.tenant.schema_name)
+    assert size > 0
+    usage_storage_measure(tenant_id=alpha.tenant.pk, schema_name=alpha.tenant.schema_name)
+    rows = UsageRecord.objects.filter(tenant=alpha.tenant, metric="storage_bytes")
+    assert [r.quantity for r in rows] == [size]  # the day's maximum, not a sum

@@ -1,0 +1,85 @@
+"""Meter every authenticated tenant API request: rate limit, quota, counting, headers.
+
+Runs after the tenant router. It verifies the API key itself (from the cache) and hands the
+result to DRF's authentication, so a request is verified once. Requests without a valid key
+are not metered (DRF answers them 401).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from core.api.errors import error_response
+from usage.limits import tenant_limits
+from usage.meter import MeterResult, meter_bandwidth, meter_request
+from usage.services import quota_thresholds_check
+
+
+def _headers(response: HttpResponse, result: MeterResult) -> None:
+    if result.rate_limit is not None:
+        response["X-RateLimit-Limit"] = str(result.rate_limit)
+        if result.rate_remaining is not None:
+            response["X-RateLimit-Remaining"] = str(result.rate_remaining)
+        response["X-RateLimit-Reset"] = str(result.rate_reset_s)
+
+
+class UsageMeteringMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not settings.USAGE_METERING_ENABLED:
+            return self.get_response(request)
+        tenant: Any = getattr(request, "tenant", None)
+        if (
+            tenant is None
+            or getattr(tenant, "pk", None) is None
+            or not request.path.startswith("/api/")
+        ):
+            return self.get_response(request)
+        from tenants.api.authentication import principal_from_request
+
+        principal = principal_from_request(request)
+        if principal is None:
+            return self.get_response(request)
+        limits = tenant_limits(tenant_id=tenant.pk)
+        if limits is None:  # no current subscription: the 402 check answers
+            return self.get_response(request)
+
+        result = meter_request(limits=limits)
+        response: HttpResponse
+        if not result.allowed:
+            if result.code == "unavailable":
+                response = error_response(
+                    status_code=503,
+                    code="metering_unavailable",
+                    message="Usage metering is unavailable; try again shortly.",
+                    headers={"Retry-After": str(result.retry_after_s)},
+                )
+            else:
+                message = (
+                    "Too many requests: the plan's rate limit is reached."
+                    if result.code == "rate_limited"
+                    else "The plan's api_calls quota for this period is used up."
+                )
+                response = error_response(
+                    status_code=429,
+                    code=result.code,
+                    message=message,
+                    details={"retry_after": result.retry_after_s},
+                    headers={"Retry-After": str(result.retry_after_s)},
+                )
+            _headers(response, result)
+            return response
+
+        if result.used is not None:
+            quota_thresholds_check(limits=limits, metric="api_calls", used=result.used)
+        response = self.get_response(request)
+        _headers(response, result)
+        if not response.streaming:
+            meter_bandwidth(limits=limits, nbytes=len(response.content))
+        return response
