@@ -241,7 +241,9 @@ def catalog_sync(*, data: Any, actor: Actor, dry_run: bool = False) -> list[Cata
                 )
             )
             if not dry_run:
-                plan = Plan.objects.create(code=spec["code"], **{"sort_order": spec["position"], **fields})
+                plan = Plan.objects.create(
+                    code=spec["code"], **{"sort_order": spec["position"], **fields}
+                )
                 _version_create(plan, terms, number=1, actor=actor)
             continue
         current = plan.current_version

@@ -86,6 +86,20 @@ class CurrentTenantView(APIView):
         return Response(TenantSerializer(tenant).data)
 
 
+class WhoAmIView(APIView):
+    """Which tenant and key a request is made as; reads nothing from the database."""
+
+    @extend_schema(tags=["tenant"], summary="The tenant and API key of this request")
+    def get(self, request: Request) -> Response:
+        user: Any = request.user
+        return Response(
+            {
+                "tenant": getattr(user, "tenant_slug", None),
+                "api_key": getattr(user, "actor_ident", None),
+            }
+        )
+
+
 class ApiKeyListCreateView(APIView):
     @extend_schema(responses=ApiKeySerializer(many=True), tags=["tenant"], summary="List API keys")
     def get(self, request: Request) -> Response:

@@ -29,6 +29,11 @@ WEBHOOK_EVENT_TYPES: tuple[str, ...] = (
     "SubscriptionResumed",
     "SubscriptionRenewed",
     "SubscriptionExpired",
+    "SubscriptionScheduledChangeCancelled",
+    "SubscriptionActivated",
+    "SubscriptionPastDue",
+    "SubscriptionReactivated",
+    "SubscriptionTrialExtended",
     # billing
     "InvoicePaid",
     "PaymentFailed",

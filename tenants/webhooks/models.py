@@ -41,7 +41,8 @@ class WebhookEndpoint(models.Model):
         indexes = [models.Index(fields=["tenant", "is_active"])]
         constraints: ClassVar = [
             models.CheckConstraint(
-                condition=Q(secret__startswith="whsec_"), name="webhookendpoint_secret_format"
+                condition=Q(secret__startswith="whsec_"),  # noqa: S106  (a prefix, not a secret)
+                name="webhookendpoint_secret_format",
             ),
             models.CheckConstraint(
                 condition=Q(is_active=False) | Q(disabled_at__isnull=True, deleted_at__isnull=True),

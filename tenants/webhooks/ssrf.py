@@ -116,10 +116,12 @@ def url_check(url: str) -> Target:
     is_private = literal is not None and not address_is_public(literal)
     if is_private and not private_targets_allowed():
         raise _refuse_private()
-    if target.scheme == "http" and not settings.DEBUG:
-        # Plain http only to an internal receiver, and only where those are allowed.
-        if not settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS or (literal is not None and not is_private):
-            raise _refuse_http()
+    # Plain http only to an internal receiver, and only where those are allowed.
+    http_refused = not settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS or (
+        literal is not None and not is_private
+    )
+    if target.scheme == "http" and not settings.DEBUG and http_refused:
+        raise _refuse_http()
     return target
 
 

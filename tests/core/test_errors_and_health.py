@@ -16,7 +16,7 @@ def test_healthz_checks_database_and_redis(api):
 
 
 def test_healthz_is_503_when_redis_is_down(api, monkeypatch):
-    client = caches["shared"]._cache.get_client(write=True)  # type: ignore[attr-defined]
+    client = caches["shared"]._cache.get_client(write=True)
 
     def down():
         raise ConnectionError("redis is down")

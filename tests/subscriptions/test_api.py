@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import time_machine
 from django.db import connection
@@ -150,7 +152,7 @@ def test_past_due_works_within_grace_and_is_402_after(
     with django_capture_on_commit_callbacks(execute=True):
         subscription_mark_past_due(subscription_id=current(alpha.tenant).pk)
     assert alpha_client.get("/api/v1/api-keys/").status_code == 200
-    with time_machine.travel(timezone.now() + timezone.timedelta(days=11)):
+    with time_machine.travel(timezone.now() + timedelta(days=11)):
         response = alpha_client.get("/api/v1/api-keys/")
     assert response.status_code == 402
     assert response.json()["error"]["details"]["status"] == "past_due"

@@ -3,14 +3,14 @@ from __future__ import annotations
 import pytest
 
 from core.errors import Conflict
-from subscriptions.models import Plan, PlanVersion, Subscription, SubscriptionStatus
+from subscriptions.models import Plan, Subscription, SubscriptionStatus
 from subscriptions.rules import ChangeKind, ChangeRefused, cancellation_rule, upgrade_rule
 from tests.subscriptions.conftest import utc
 
 pytestmark = pytest.mark.django_db
 
 
-def version(code: str) -> PlanVersion:
+def version(code):
     return Plan.objects.select_related("current_version__plan").get(code=code).current_version
 
 

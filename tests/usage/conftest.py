@@ -57,7 +57,7 @@ def on_plan(session_tenants, db):
     """Put a session tenant's current subscription on one of the metered plans."""
     catalog_sync(data=METERED_PLANS, actor=SYSTEM)
 
-    def put(tenant, code: str) -> Subscription:
+    def put(tenant, code):
         sub = Subscription.objects.get(tenant=tenant, status__in=CURRENT_STATUSES)
         sub.plan_version = Plan.objects.get(code=code).current_version
         sub.save()

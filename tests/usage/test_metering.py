@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 KEYS = "/api/v1/api-keys/"
 
 
-def used(tenant, metric="api_calls") -> int:
+def used(tenant, metric="api_calls"):
     limits = tenant_limits(tenant_id=tenant.pk)
     return int(redis_client().get(period_counter_key(tenant.pk, metric, limits.period_key)) or 0)
 
