@@ -49,12 +49,15 @@ def by_migrating(slug: str) -> float:
 
 
 def cleanup(slugs: list[str]) -> None:
+    from bench.hot_path import _delete_with_dependents
+
+    tables = set(connection.introspection.table_names())
     for tenant in Tenant.objects.filter(slug__in=slugs):
         with connection.cursor() as cursor:
             cursor.execute(f'DROP SCHEMA IF EXISTS "{tenant.schema_name}" CASCADE')
-        AuditEntry.objects.filter(tenant_id=tenant.pk).delete()
-        DomainEvent.objects.filter(tenant_id=tenant.pk).delete()
-        tenant.delete()
+        _delete_with_dependents(AuditEntry.objects.filter(tenant_id=tenant.pk), tables)
+        _delete_with_dependents(DomainEvent.objects.filter(tenant_id=tenant.pk), tables)
+        _delete_with_dependents(Tenant.objects.filter(pk=tenant.pk), tables)
 
 
 def main() -> None:

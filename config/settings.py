@@ -50,6 +50,7 @@ SHARED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
+    "djstripe",
     "subscriptions",
     "billing",
     "usage",
@@ -132,12 +133,15 @@ CACHES = {
         "KEY_FUNCTION": "django_tenants.cache.make_key",
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
         "KEY_PREFIX": "tenantry",
+        # A hung Redis must not hang requests: the hot path falls back to the database.
+        "OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
     },
     # Schema-independent keys, e.g. the host -> tenant routing table.
     "shared": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "tenantry-shared",
+        "OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
     },
 }
 
@@ -231,6 +235,15 @@ USAGE_SEEN_TTL: int = 60 * 60 * 24 * 35  # the fast duplicate check; PostgreSQL 
 USAGE_LATE_GRACE_HOURS: int = env.int("USAGE_LATE_GRACE_HOURS", default=24)
 USAGE_MAX_FUTURE_SECONDS: int = env.int("USAGE_MAX_FUTURE_SECONDS", default=300)
 
+# --- Billing --------------------------------------------------------------------------------
+
+# Days after the first failed payment on which it is retried; the last failure suspends the
+# tenant and expires the subscription.
+BILLING_RETRY_SCHEDULE_DAYS: list[int] = [
+    int(d) for d in env.list("BILLING_RETRY_SCHEDULE_DAYS", default=["1", "3", "5", "7"])
+]
+BILLING_INVOICE_DUE_DAYS: int = env.int("BILLING_INVOICE_DUE_DAYS", default=7)
+
 # --- Celery -------------------------------------------------------------------------------
 
 CELERY_BROKER_URL: str = env.str("CELERY_BROKER_URL", default=REDIS_URL)
@@ -262,3 +275,24 @@ LOGGING = logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)
 # Let webhook endpoints target private, loopback and link-local addresses (and plain http to
 # them): for development, tests and receivers inside a private network. Always on in DEBUG.
 WEBHOOKS_ALLOW_PRIVATE_TARGETS: bool = env.bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", default=False)
+
+# --- Stripe (dj-stripe) ---------------------------------------------------------------------
+
+# No key: invoices are paid by bank transfer (billing.gateways.manual). Nothing secret has a
+# default. dj-stripe derives its account from the key, so use a real-format key
+# (sk_test_/sk_live_ + 24 or more characters), also against a stripe-mock server.
+STRIPE_SECRET_KEY: str = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_PUBLISHABLE_KEY: str = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+# Verifies POST /stripe/webhook/ (the signing secret "whsec_..." of that endpoint).
+STRIPE_WEBHOOK_SECRET: str = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Another API host, e.g. a stripe-mock server: http://127.0.0.1:12111
+STRIPE_API_BASE: str = env.str("STRIPE_API_BASE", default="")
+STRIPE_LIVE_MODE: bool = env.bool("STRIPE_LIVE_MODE", default=False)
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_SUBSCRIBER_MODEL = "tenants.Tenant"
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+
+if STRIPE_API_BASE:
+    import stripe
+
+    stripe.api_base = STRIPE_API_BASE.rstrip("/")

@@ -9,4 +9,5 @@ urlpatterns = [
     path("api/v1/", include("subscriptions.api.urls_public")),
     path("api/v1/", include("subscriptions.api.urls_tenant")),
     path("api/v1/", include("usage.api.urls")),
+    path("api/v1/", include("billing.api.urls")),
 ]

@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/v1/", include("tenants.webhooks.api.urls")),
     path("api/v1/", include("subscriptions.api.urls_tenant")),
     path("api/v1/", include("usage.api.urls")),
+    path("api/v1/", include("billing.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

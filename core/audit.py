@@ -44,3 +44,23 @@ def audit_record(
         reason=reason,
         data=data or {},
     )
+
+
+def audit_record_many(entries: list[dict[str, Any]]) -> None:
+    """``audit_record`` for many entries in one insert (each a dict of its keyword arguments)."""
+    now = timezone.now()
+    AuditEntry.objects.bulk_create(
+        [
+            AuditEntry(
+                occurred_at=now,
+                actor=str(e["actor"])[:200],
+                action=e["action"],
+                tenant_id=e.get("tenant_id"),
+                target_type=e["target_type"],
+                target_id=str(e["target_id"]),
+                reason=e.get("reason", ""),
+                data=e.get("data") or {},
+            )
+            for e in entries
+        ]
+    )

@@ -26,8 +26,18 @@ from core.models import DomainEvent
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[DomainEvent], None]
+BatchHandler = Callable[[list[DomainEvent]], None]
 _subscribers: dict[str, list[Handler]] = defaultdict(list)
+_batch_subscribers: list[BatchHandler] = []
 ALL = "*"
+
+
+def subscriber_batch(handler: BatchHandler) -> BatchHandler:
+    """Register a handler of every event type that takes the events of a dispatch together
+    (so it can read what it needs for all of them in one query)."""
+    if handler not in _batch_subscribers:
+        _batch_subscribers.append(handler)
+    return handler
 
 
 def subscriber(*event_types: str) -> Callable[[Handler], Handler]:
@@ -57,7 +67,9 @@ def event_record(
         schema_version=schema_version,
         occurred_at=timezone.now(),
     )
-    transaction.on_commit(lambda: event_dispatch(event_id=event.pk))
+    # robust: a failing dispatch never fails the request whose change committed; the sweep
+    # (events_dispatch_pending) retries it.
+    transaction.on_commit(lambda: event_dispatch(event_id=event.pk), robust=True)
     return event
 
 
@@ -79,6 +91,8 @@ def event_dispatch(*, event_id: Any) -> bool:
             with transaction.atomic():
                 for handler in _handlers_for(event.type):
                     handler(event)
+                for batch_handler in _batch_subscribers:
+                    batch_handler([event])
         except Exception as exc:
             log.exception(
                 "domain_event_dispatch_failed", event_type=event.type, event_id=str(event.pk)
@@ -105,4 +119,73 @@ def events_dispatch_pending(
         .order_by("occurred_at")
         .values_list("pk", flat=True)[:limit]
     )
-    return sum(1 for event_id in ids if event_dispatch(event_id=event_id))
+    return events_dispatch_many(event_ids=ids)
+
+
+def events_record_many(events: list[dict[str, Any]]) -> list[DomainEvent]:
+    """``event_record`` for many events in one insert (each a dict of its keyword arguments)."""
+    now = timezone.now()
+    rows = DomainEvent.objects.bulk_create(
+        [
+            DomainEvent(
+                type=e["type"],
+                tenant_id=e.get("tenant_id"),
+                payload=e["payload"],
+                schema_version=e.get("schema_version", 1),
+                occurred_at=now,
+            )
+            for e in events
+        ]
+    )
+    ids = [row.pk for row in rows]
+    transaction.on_commit(lambda: events_dispatch_many(event_ids=ids), robust=True)
+    return rows
+
+
+def events_dispatch_many(*, event_ids: list[Any]) -> int:
+    """Dispatch many events in one transaction (one lock query, one update for the lot);
+    each event's subscribers run in a savepoint of their own, so one failing event is left
+    pending for the sweep without undoing the others. Returns how many were dispatched."""
+    if not event_ids:
+        return 0
+    done: list[Any] = []
+    with transaction.atomic():
+        events = list(
+            DomainEvent.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=event_ids, dispatched_at__isnull=True)
+            .order_by("occurred_at")
+        )
+        for event in events:
+            handlers = _handlers_for(event.type)
+            if not handlers:
+                done.append(event.pk)  # only the batch subscribers want it
+                continue
+            try:
+                with transaction.atomic():
+                    for handler in handlers:
+                        handler(event)
+            except Exception as exc:
+                log.exception(
+                    "domain_event_dispatch_failed", event_type=event.type, event_id=str(event.pk)
+                )
+                DomainEvent.objects.filter(pk=event.pk).update(
+                    dispatch_attempts=F("dispatch_attempts") + 1, last_error=repr(exc)[:2000]
+                )
+                continue
+            done.append(event.pk)
+        if _batch_subscribers and done:
+            dispatched = [e for e in events if e.pk in set(done)]
+            try:
+                with transaction.atomic():
+                    for batch_handler in _batch_subscribers:
+                        batch_handler(dispatched)
+            except Exception:
+                # Leave them all pending: the sweep dispatches them one by one.
+                log.exception("domain_event_batch_dispatch_failed", events=len(dispatched))
+                done = []
+        DomainEvent.objects.filter(pk__in=done).update(
+            dispatched_at=timezone.now(),
+            dispatch_attempts=F("dispatch_attempts") + 1,
+            last_error="",
+        )
+    return len(done)

@@ -45,7 +45,8 @@ def past_due_grace() -> timedelta:
 
 
 def _now(now: datetime | None) -> datetime:
-    return now or timezone.now()
+    """Whole seconds: periods and proration are computed to the second, like Stripe."""
+    return (now or timezone.now()).replace(microsecond=0)
 
 
 def _payload(sub: Subscription, **extra: Any) -> dict[str, Any]:
@@ -670,5 +671,57 @@ def subscription_extend_trial(
         reason=reason,
         days=days,
         trial_end=sub.trial_end.isoformat(),
+    )
+    return sub
+
+
+@transaction.atomic
+def subscription_expire(
+    *, subscription_id: int, actor: Actor = SYSTEM, reason: str
+) -> Subscription:
+    """End a current subscription now (billing: the last payment retry failed)."""
+    sub = _locked(subscription_id)
+    if not sub.is_current:
+        return sub
+    sub.status = SubscriptionStatus.EXPIRED
+    sub.ended_at = timezone.now()
+    sub.scheduled_plan_version = None
+    sub.save()
+    _record(
+        sub, actor=actor, action="subscription.expire", event="SubscriptionExpired", reason=reason
+    )
+    return sub
+
+
+@transaction.atomic
+def subscription_reactivate(
+    *, subscription_id: int, actor: Actor = SYSTEM, reason: str
+) -> Subscription:
+    """Bring back a subscription that billing expired, once its invoice is paid after all.
+
+    It continues on its own anchor: the renewal sweep then renews (and billing invoices) each
+    period missed meanwhile. Refused when the tenant has started another subscription since.
+    """
+    sub = _locked(subscription_id)
+    if sub.status != SubscriptionStatus.EXPIRED:
+        return sub
+    sub.status = SubscriptionStatus.ACTIVE
+    sub.ended_at = None
+    sub.past_due_since = None
+    sub.cancel_at_period_end = False
+    sub.cancelled_at = None
+    try:
+        with transaction.atomic():
+            sub.save()
+    except IntegrityError as exc:
+        raise Conflict(
+            "The tenant has another current subscription.", code="subscription_exists"
+        ) from exc
+    _record(
+        sub,
+        actor=actor,
+        action="subscription.reactivate",
+        event="SubscriptionReactivated",
+        reason=reason,
     )
     return sub

@@ -103,6 +103,10 @@ class Tenant(TenantMixin):
     def __str__(self) -> str:
         return self.slug
 
+    @property
+    def email(self) -> str:
+        return self.contact_email
+
     def can_transition(self, to: str) -> bool:
         return to in TENANT_TRANSITIONS[self.status]
 

@@ -66,6 +66,23 @@ def session_tenants(
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
         catalog_sync(data=catalog_load(DEMO_CATALOG), actor=SYSTEM)
         for slug in ("alpha", "beta"):
+            existing = Tenant.objects.filter(slug=slug).first()
+            if existing is not None:  # --reuse-db: the tenants of an earlier run, a new key
+                from django_tenants.utils import tenant_context
+
+                from core.audit import SYSTEM as actor
+                from tenants.workspace.services import api_key_create
+
+                with tenant_context(existing):
+                    raw = api_key_create(name="test session", actor=actor).raw_key
+                from core.models import AuditEntry, DomainEvent
+
+                # Keep a reused database looking like a fresh one to the tests.
+                DomainEvent.objects.filter(type="ApiKeyCreated", tenant_id=existing.pk).delete()
+                AuditEntry.objects.filter(action="api_key.create", tenant_id=existing.pk).delete()
+                host = existing.domains.get(is_primary=True).domain
+                made[slug] = SessionTenant(tenant=existing, host=host, api_key=raw)
+                continue
             created = tenant_create(
                 slug=slug, name=slug.title(), email=f"owner@{slug}.example", provision=False
             )

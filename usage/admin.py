@@ -65,7 +65,7 @@ class UsageRecordAdmin(ReadOnlyAdmin):
     def top_view(self, request: HttpRequest) -> HttpResponse:
         tables = [(metric, top_consumers(metric)) for metric in (API_CALLS, BANDWIDTH_BYTES)]
         custom = sorted(
-            set(UsageRecord.objects.values_list("metric", flat=True))
+            set(UsageRecord.objects.order_by().values_list("metric", flat=True).distinct())
             - {API_CALLS, BANDWIDTH_BYTES, "storage_bytes"}
         )
         tables += [(metric, top_consumers(metric)) for metric in custom]

@@ -7,7 +7,7 @@ subscription event (``usage.subscribers``) and expiring after ``LIMITS_TTL`` in 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.cache import caches
@@ -16,6 +16,16 @@ from core.cache import safe_delete_many, safe_get, safe_set
 from subscriptions.models import CURRENT_STATUSES, Subscription
 
 LIMITS_TTL = 300
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def period_key_of(moment: datetime) -> int:
+    """A period start as an exact integer (microseconds since the epoch) for Redis keys."""
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def period_start_of(key: int) -> datetime:
+    return EPOCH + timedelta(microseconds=key)
 
 
 @dataclass(frozen=True)
@@ -39,7 +49,7 @@ class TenantLimits:
 
     @property
     def period_key(self) -> int:
-        return int(self.period_start.timestamp())
+        return period_key_of(self.period_start)
 
     def as_cache(self) -> dict[str, Any]:
         return {

@@ -34,7 +34,7 @@ import redis
 import structlog
 from django.conf import settings
 
-from usage.limits import TenantLimits
+from usage.limits import TenantLimits, period_key_of
 from usage.metrics import API_CALLS, BANDWIDTH_BYTES
 
 log = structlog.get_logger(__name__)
@@ -59,8 +59,9 @@ def bucket_field(metric: str, day: str, period_key: int) -> str:
 
 
 # KEYS: 1 rate, 2 calls counter, 3 bandwidth counter, 4 pending hash, 5 pending tenant set
-# ARGV: 1 now_ms, 2 rate (0 = none), 3 quota (-1 = unlimited), 4 hard (1/0), 5 calls to add,
-#       6 bandwidth to add, 7 calls field, 8 bandwidth field, 9 counter ttl s, 10 tenant id
+# ARGV: 1 now_ms, 2 rate (0 = none), 3 calls quota (-1 = unlimited), 4 hard (1/0), 5 calls to
+#       add, 6 bandwidth to add, 7 calls field, 8 bandwidth field, 9 counter ttl s,
+#       10 tenant id, 11 bandwidth quota (-1 = unlimited), 12 bandwidth hard (1/0)
 METER_LUA = """
 local now = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
@@ -69,6 +70,17 @@ local hard = tonumber(ARGV[4])
 local calls = tonumber(ARGV[5])
 local bytes = tonumber(ARGV[6])
 local ttl = tonumber(ARGV[9])
+local bw_quota = tonumber(ARGV[11])
+local bw_hard = tonumber(ARGV[12])
+
+-- Bytes of earlier responses are counted whatever happens to this request.
+local bw = tonumber(redis.call('GET', KEYS[3]) or '0')
+if bytes > 0 then
+  bw = redis.call('INCRBY', KEYS[3], bytes)
+  redis.call('EXPIRE', KEYS[3], ttl)
+  redis.call('HINCRBY', KEYS[4], ARGV[8], bytes)
+  redis.call('SADD', KEYS[5], ARGV[10])
+end
 
 local new_tat = 0
 local remaining = -1
@@ -79,14 +91,17 @@ if rate > 0 and calls > 0 then
   new_tat = tat + interval
   local allow_at = new_tat - 60000
   if now < allow_at then
-    return {0, 'rate_limited', math.ceil(allow_at - now), 0, math.ceil(tat - now), -1}
+    return {0, 'rate_limited', math.ceil(allow_at - now), 0, math.ceil(tat - now), -1, bw}
   end
   remaining = math.floor((now - allow_at) / interval)
 end
 
 local used = tonumber(redis.call('GET', KEYS[2]) or '0')
 if calls > 0 and quota >= 0 and hard == 1 and used + calls > quota then
-  return {0, 'quota_exceeded', 0, remaining, 0, used}
+  return {0, 'quota_exceeded', 0, remaining, 0, used, bw}
+end
+if calls > 0 and bw_quota >= 0 and bw_hard == 1 and bw >= bw_quota then
+  return {0, 'quota_exceeded', 0, remaining, 0, used, bw}
 end
 
 if rate > 0 and calls > 0 then
@@ -96,18 +111,11 @@ if calls > 0 then
   used = redis.call('INCRBY', KEYS[2], calls)
   redis.call('EXPIRE', KEYS[2], ttl)
   redis.call('HINCRBY', KEYS[4], ARGV[7], calls)
-end
-if bytes > 0 then
-  redis.call('INCRBY', KEYS[3], bytes)
-  redis.call('EXPIRE', KEYS[3], ttl)
-  redis.call('HINCRBY', KEYS[4], ARGV[8], bytes)
-end
-if calls > 0 or bytes > 0 then
   redis.call('SADD', KEYS[5], ARGV[10])
 end
 local reset = 0
 if new_tat > 0 then reset = math.ceil(new_tat - now) end
-return {1, 'ok', 0, remaining, reset, used}
+return {1, 'ok', 0, remaining, reset, used, bw}
 """
 
 
@@ -120,6 +128,8 @@ class MeterResult:
     rate_remaining: int | None = None
     rate_reset_s: int = 0
     used: int | None = None  # api_calls used in the period, after this request
+    bandwidth_used: int | None = None  # bandwidth counted in the period so far
+    bandwidth_added: int = 0  # bytes of earlier responses counted with this request
     degraded: bool = False  # Redis was down; the request was counted in the process
 
 
@@ -213,6 +223,10 @@ def replay_local(client: redis.Redis | None = None) -> int:
             pipe.hincrby(pending_key(tenant_id), bucket_field(metric, day, period_key), amount)
             pipe.sadd(PENDING_TENANTS, tenant_id)
         pipe.execute()
+    except redis.TimeoutError:
+        # It may have been applied: sending it again could count it twice. Drop it (logged).
+        log.warning("metering_replay_outcome_unknown", buckets=len(items))
+        return 0
     except redis.RedisError:
         buffer.restore(items)
         return 0
@@ -234,11 +248,20 @@ def meter_request(*, limits: TenantLimits, now: datetime | None = None) -> Meter
     if now >= limits.period_end:
         # The period ended and the renewal has not run yet: count into the next period,
         # which starts where this one ended, and enforce no quota meanwhile.
-        period, quota, hard = int(limits.period_end.timestamp()), -1, 0
+        period, quota, hard = period_key_of(limits.period_end), -1, 0
     else:
         calls_limit = limits.quotas.get(API_CALLS)
         quota = -1 if calls_limit is None or calls_limit.limit is None else calls_limit.limit
         hard = 1 if calls_limit is not None and calls_limit.is_hard else 0
+    bw_limit = limits.quotas.get(BANDWIDTH_BYTES)
+    in_period = now < limits.period_end
+    has_bw_limit = bw_limit is not None and bw_limit.limit is not None and in_period
+    bw_quota = (
+        bw_limit.limit
+        if has_bw_limit and bw_limit is not None and bw_limit.limit is not None
+        else -1
+    )
+    bw_hard = 1 if has_bw_limit and bw_limit is not None and bw_limit.is_hard else 0
     rate = limits.rate_limit_per_minute or 0
     tenant_id = limits.tenant_id
     pending_bytes = buffer.take_bandwidth(tenant_id, period, day)
@@ -264,8 +287,17 @@ def meter_request(*, limits: TenantLimits, now: datetime | None = None) -> Meter
                 bucket_field(BANDWIDTH_BYTES, day, period),
                 settings.USAGE_COUNTER_TTL,
                 tenant_id,
+                bw_quota,
+                bw_hard,
             ],
         )
+    except redis.TimeoutError as exc:
+        # The script may have run on the server: counting it here too could count it twice,
+        # so the outcome is left unknown (at most this request goes uncounted).
+        log.warning("metering_timeout", error=str(exc))
+        if settings.USAGE_FAIL_MODE == "closed":
+            return MeterResult(allowed=False, code="unavailable", retry_after_s=5, degraded=True)
+        return MeterResult(allowed=True, code="ok", rate_limit=rate or None, degraded=True)
     except (redis.RedisError, OSError) as exc:
         if pending_bytes:
             buffer.add_offline(tenant_id, BANDWIDTH_BYTES, day, period, pending_bytes)
@@ -276,13 +308,14 @@ def meter_request(*, limits: TenantLimits, now: datetime | None = None) -> Meter
         buffer.add_offline(tenant_id, API_CALLS, day, period, 1)
         return MeterResult(allowed=True, code="ok", rate_limit=rate or None, degraded=True)
 
-    allowed, code, retry_ms, remaining, reset_ms, used = (
+    allowed, code, retry_ms, remaining, reset_ms, used, bandwidth = (
         int(raw[0]),
         raw[1].decode() if isinstance(raw[1], bytes) else str(raw[1]),
         int(raw[2]),
         int(raw[3]),
         int(raw[4]),
         int(raw[5]),
+        int(raw[6]),
     )
     retry_after = math.ceil(retry_ms / 1000) if code == "rate_limited" else 0
     if code == "quota_exceeded":
@@ -295,6 +328,8 @@ def meter_request(*, limits: TenantLimits, now: datetime | None = None) -> Meter
         rate_remaining=remaining if remaining >= 0 else None,
         rate_reset_s=math.ceil(reset_ms / 1000),
         used=used if used >= 0 else None,
+        bandwidth_used=bandwidth,
+        bandwidth_added=pending_bytes,
     )
 
 
@@ -303,7 +338,7 @@ def meter_bandwidth(*, limits: TenantLimits, nbytes: int, now: datetime | None =
     if nbytes <= 0:
         return
     now = now or datetime.now(UTC)
-    period = limits.period_key if now < limits.period_end else int(limits.period_end.timestamp())
+    period = limits.period_key if now < limits.period_end else period_key_of(limits.period_end)
     buffer.add_bandwidth(limits.tenant_id, period, _day(now), nbytes)
     if buffer.last_flush + LOCAL_FLUSH_SECONDS < time.monotonic():
         replay_local_safely()

@@ -64,7 +64,7 @@ class UsageMeteringMiddleware:
                 message = (
                     "Too many requests: the plan's rate limit is reached."
                     if result.code == "rate_limited"
-                    else "The plan's api_calls quota for this period is used up."
+                    else "A hard quota of the plan (api_calls or bandwidth_bytes) is used up for this period."
                 )
                 response = error_response(
                     status_code=429,
@@ -78,6 +78,13 @@ class UsageMeteringMiddleware:
 
         if result.used is not None:
             quota_thresholds_check(limits=limits, metric="api_calls", used=result.used)
+        if result.bandwidth_added and result.bandwidth_used is not None:
+            quota_thresholds_check(
+                limits=limits,
+                metric="bandwidth_bytes",
+                used=result.bandwidth_used,
+                previous=result.bandwidth_used - result.bandwidth_added,
+            )
         response = self.get_response(request)
         _headers(response, result)
         if not response.streaming:

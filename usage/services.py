@@ -18,7 +18,7 @@ from django.utils import timezone
 from core.errors import InvalidInput
 from core.events import event_record
 from subscriptions.models import SubscriptionPeriod
-from usage.limits import TenantLimits, tenant_limits
+from usage.limits import TenantLimits, period_start_of, tenant_limits
 from usage.meter import PENDING_TENANTS, pending_key, period_counter_key, redis_client
 from usage.metrics import BUILT_IN, GAUGES, STORAGE_BYTES, THRESHOLDS
 from usage.models import QuotaNotice, UsageFlush
@@ -87,18 +87,15 @@ class IngestResult:
     duplicates: int
 
 
-def _period_start_for(tenant_id: int, limits: TenantLimits, ts: datetime) -> datetime | None:
+MAX_QUANTITY = 2**53  # per event; bucket sums stay far below PostgreSQL's bigint
+
+
+def _period_start_for(
+    limits: TenantLimits, earlier: list[tuple[datetime, datetime]], ts: datetime
+) -> datetime | None:
     if limits.period_start <= ts:
         return limits.period_start
-    row = (
-        SubscriptionPeriod.objects.filter(
-            subscription__tenant_id=tenant_id, start__lte=ts, end__gt=ts
-        )
-        .order_by("-start")
-        .values_list("start", flat=True)
-        .first()
-    )
-    return row
+    return next((start for start, end in earlier if start <= ts < end), None)
 
 
 def _validate(
@@ -110,8 +107,20 @@ def _validate(
     errors: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
+    # The periods a late event (within the grace) may belong to, read once for the batch.
+    earlier = list(
+        SubscriptionPeriod.objects.filter(
+            subscription__tenant_id=tenant_id, end__gt=earliest, start__lt=limits.period_start
+        ).values_list("start", "end")
+    )
     for index, event in enumerate(events):
         problems: list[dict[str, str]] = []
+        if not isinstance(event, dict):
+            errors[str(index)] = {
+                "id": None,
+                "problems": [{"field": "", "code": "invalid", "message": "An event is an object."}],
+            }
+            continue
         event_id = event.get("id")
         if not isinstance(event_id, str) or not 1 <= len(event_id) <= 100:
             problems.append(
@@ -126,7 +135,7 @@ def _validate(
                 }
             )
         metric = event.get("metric")
-        if metric not in known:
+        if not isinstance(metric, str) or metric not in known:
             problems.append(
                 {
                     "field": "metric",
@@ -139,9 +148,9 @@ def _validate(
             problems.append(
                 {"field": "quantity", "code": "not_an_integer", "message": "An integer."}
             )
-        elif quantity < 0 or quantity > 2**62:
+        elif quantity < 0 or quantity > MAX_QUANTITY:
             problems.append(
-                {"field": "quantity", "code": "out_of_range", "message": "Between 0 and 2^62."}
+                {"field": "quantity", "code": "out_of_range", "message": "Between 0 and 2^53."}
             )
         ts: datetime | None = None
         raw_ts = event.get("timestamp")
@@ -178,7 +187,7 @@ def _validate(
         if not isinstance(properties, dict):
             problems.append({"field": "properties", "code": "invalid", "message": "An object."})
         period_start = (
-            _period_start_for(tenant_id, limits, ts) if ts is not None and not problems else None
+            _period_start_for(limits, earlier, ts) if ts is not None and not problems else None
         )
         if ts is not None and not problems and period_start is None:
             problems.append(
@@ -286,7 +295,9 @@ def usage_events_ingest(
         known = {r["id"] for r, flag in zip(rows, flags, strict=True) if flag}
     except redis.RedisError:
         known = set()
-    fresh = [r for r in rows if r["id"] not in known]
+    # A fixed order (by id): two batches with the same ids in different orders then take
+    # their row locks in the same order and cannot deadlock.
+    fresh = sorted((r for r in rows if r["id"] not in known), key=lambda r: r["id"])
 
     inserted: list[tuple[str, int, datetime, datetime]] = []
     if fresh:
@@ -311,7 +322,8 @@ def usage_events_ingest(
             _upsert_records(cursor, tenant_id, buckets, now)
             totals = _period_totals_after(cursor, tenant_id, limits, {m for m, _, _, _ in inserted})
             transaction.on_commit(
-                lambda: _after_ingest(client, seen_key, fresh, limits, totals, inserted)
+                lambda: _after_ingest(client, seen_key, fresh, limits, totals, inserted),
+                robust=True,
             )
     return IngestResult(accepted=len(inserted), duplicates=len(rows) - len(inserted))
 
@@ -400,9 +412,7 @@ def flush_apply(*, flush_id: str, client: redis.Redis) -> bool:
         metric, day, period = (
             field_name.decode() if isinstance(field_name, bytes) else field_name
         ).split("|")
-        buckets[(metric, date.fromisoformat(day), datetime.fromtimestamp(int(period), tz=UTC))] += (
-            int(value)
-        )
+        buckets[(metric, date.fromisoformat(day), period_start_of(int(period)))] += int(value)
     applied = False
     with transaction.atomic():
         try:

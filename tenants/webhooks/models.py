@@ -89,6 +89,9 @@ class WebhookDelivery(models.Model):
     last_error = models.TextField(blank=True)
     last_response_body = models.TextField(blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # Set when the delivery first gives up and adds 1 to the endpoint's consecutive_failures;
+    # giving up again after a retry or replay does not count again.
+    gave_up_counted = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -8,7 +8,9 @@ constraint makes it idempotent: the outbox may dispatch an event twice.
 Delivery. ``webhook_delivery_attempt`` claims a due delivery (``select_for_update(skip_locked)``
 plus a lease: ``next_attempt_at`` moves ``CLAIM_LEASE`` ahead, so no other worker or sweep
 takes it), commits, sends the request with no transaction or lock held, then records the
-outcome. The body is ``{"type", "timestamp", "data", "schema_version", "event_id"}``, signed
+outcome. The whole request is bounded by ``REQUEST_DEADLINE_SECONDS`` of wall clock (see
+``transport``), far below ``CLAIM_LEASE``, so a slow receiver cannot outlive the lease and get
+the same delivery sent by a second worker in parallel. The body is ``{"type", "timestamp", "data", "schema_version", "event_id"}``, signed
 per Standard Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``). The
 ``webhook-id`` is derived from (event, endpoint) and never changes, so receivers can drop
 duplicates: delivery is at least once (a worker that dies mid-request leaves the lease to
@@ -17,17 +19,28 @@ expire and the attempt is made again).
 Retries. A 2xx answer is a success; any other status, a network error, a timeout or an SSRF
 refusal is a failed attempt. After failed attempt *n* the next one is due
 ``RETRY_SCHEDULE[n - 1]`` later: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (8 attempts over
-about 27.6 hours); after the last one the delivery gives up. Due retries are sent by the
-``webhooks.deliver_due`` beat task (every minute), so they survive worker restarts. A
-tenant's retry or a staff replay is one more attempt, now; the schedule goes by the attempt
-count, so a delivery that has used up its schedule gives up again if that attempt fails.
+about 27.6 hours); after the last one the delivery gives up. Due retries are found by the
+``webhooks.deliver_due`` beat task (every minute), which queues one ``webhooks.deliver`` task
+per due delivery (it sends nothing itself), so they survive worker restarts. A tenant's
+retry or a staff replay is one more attempt, now; the schedule goes by the attempt count, so
+a delivery that has used up its schedule gives up again if that attempt fails. A delivery
+that is in flight (claimed, its lease not expired) cannot be retried or replayed
+(``delivery_in_flight``): that would make it due again and send it twice in parallel.
 
 Disabling. ``consecutive_failures`` counts deliveries of an endpoint that gave up in a row;
-any successful attempt resets it to 0. When it reaches ``DISABLE_AFTER_GAVE_UP`` (5), i.e.
+any successful attempt resets it to 0. A delivery counts once: the first time it gives up
+(``WebhookDelivery.gave_up_counted``); giving up again after a retry or replay does not
+count again. When it reaches ``DISABLE_AFTER_GAVE_UP`` (5), i.e.
 five deliveries each failed every attempt for about a day with no success in between, the
 endpoint is disabled: ``is_active`` off, ``disabled_at``/``disabled_reason`` set, its open
 deliveries closed as given up, an audit entry and a ``WebhookEndpointDisabled`` event. Staff
 re-enable it in the admin. Attempts themselves record no events (no loops).
+
+Lock order. Always the endpoint row first, then its delivery rows: disabling and deleting
+lock the endpoint, then update its open deliveries; recording an attempt that may touch the
+endpoint (a success resetting the count, a give-up) locks the endpoint, then the delivery.
+A plain failed attempt (a retry scheduled) and claims lock only the delivery and never wait
+for the endpoint. Never lock an endpoint while holding one of its deliveries.
 """
 
 from __future__ import annotations
@@ -77,9 +90,11 @@ RETRY_SCHEDULE: tuple[timedelta, ...] = (
 )
 MAX_ATTEMPTS = 1 + len(RETRY_SCHEDULE)
 DISABLE_AFTER_GAVE_UP = 5
-REQUEST_TIMEOUT_SECONDS = 10.0
-# Longer than a request can take: a claimed delivery is not taken again before this.
-CLAIM_LEASE = timedelta(minutes=2)
+REQUEST_TIMEOUT_SECONDS = 10.0  # per socket operation (connect, each read)
+REQUEST_DEADLINE_SECONDS = 15.0  # wall clock for the whole request, body included
+# Far longer than an attempt can take (DNS, the request's deadline, two short transactions):
+# a claimed delivery is not taken again before this.
+CLAIM_LEASE = timedelta(minutes=10)
 MAX_ENDPOINTS_PER_TENANT = 20
 ERROR_LIMIT = 2000
 SECRET_BYTES = 32
@@ -307,7 +322,10 @@ def _enqueue_attempts(delivery_ids: list[int]) -> None:
     from tenants.webhooks.tasks import webhook_deliver_task
 
     for delivery_id in delivery_ids:
-        webhook_deliver_task.delay(delivery_id)
+        try:
+            webhook_deliver_task.delay(delivery_id)
+        except Exception:  # broker down: the beat sweep sends due deliveries anyway
+            log.warning("webhook_enqueue_failed", delivery_id=delivery_id)
 
 
 @transaction.atomic
@@ -410,6 +428,7 @@ def _send(claim: _Claim) -> _Result:
             body=claim.body,
             headers=headers,
             timeout=REQUEST_TIMEOUT_SECONDS,
+            deadline=REQUEST_DEADLINE_SECONDS,
         )
     except requests.RequestException as exc:
         return _Result(ok=False, error=f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT])
@@ -424,6 +443,12 @@ def _send(claim: _Claim) -> _Result:
 
 @transaction.atomic
 def _delivery_record(*, claim: _Claim, result: _Result) -> str:
+    # Lock order (see the module docstring): the endpoint first, then the delivery. The
+    # endpoint is only needed (and locked) when this outcome may change it: a success that
+    # resets its failure count, or a give-up that counts.
+    endpoint: WebhookEndpoint | None = None
+    if result.ok or claim.attempt >= MAX_ATTEMPTS:
+        endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=claim.endpoint_id).first()
     delivery = WebhookDelivery.objects.select_for_update().filter(pk=claim.delivery_id).first()
     if (
         delivery is None
@@ -433,15 +458,16 @@ def _delivery_record(*, claim: _Claim, result: _Result) -> str:
         return AttemptOutcome.SKIPPED  # a newer attempt (or a disable) owns the row now
     now = timezone.now()
     delivery.last_status_code = result.status_code
-    delivery.last_error = result.error
-    delivery.last_response_body = result.response_body
-    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=claim.endpoint_id)
+    # PostgreSQL text cannot hold NUL; a receiver's binary reply must not break recording.
+    delivery.last_error = (result.error or "").replace("\x00", "\ufffd")
+    delivery.last_response_body = (result.response_body or "").replace("\x00", "\ufffd")
+    counted = False
     if result.ok:
         delivery.status = DeliveryStatus.SUCCEEDED
         delivery.next_attempt_at = None
         delivery.delivered_at = now
         outcome = AttemptOutcome.SUCCEEDED
-        if endpoint.consecutive_failures:
+        if endpoint is not None and endpoint.consecutive_failures:
             endpoint.consecutive_failures = 0
             endpoint.save(update_fields=["consecutive_failures", "updated_at"])
     elif delivery.attempts < MAX_ATTEMPTS:
@@ -452,9 +478,13 @@ def _delivery_record(*, claim: _Claim, result: _Result) -> str:
         delivery.status = DeliveryStatus.GAVE_UP
         delivery.next_attempt_at = None
         outcome = AttemptOutcome.GAVE_UP
-        endpoint.consecutive_failures = F("consecutive_failures") + 1
-        endpoint.save(update_fields=["consecutive_failures", "updated_at"])
-        endpoint.refresh_from_db(fields=["consecutive_failures"])
+        # A delivery counts toward disabling once, the first time it gives up: retrying or
+        # replaying a dead delivery must not disable its endpoint click by click.
+        if endpoint is not None and not delivery.gave_up_counted:
+            delivery.gave_up_counted = counted = True
+            endpoint.consecutive_failures = F("consecutive_failures") + 1
+            endpoint.save(update_fields=["consecutive_failures", "updated_at"])
+            endpoint.refresh_from_db(fields=["consecutive_failures"])
     delivery.save(
         update_fields=[
             "status",
@@ -463,11 +493,13 @@ def _delivery_record(*, claim: _Claim, result: _Result) -> str:
             "last_status_code",
             "last_error",
             "last_response_body",
+            "gave_up_counted",
             "updated_at",
         ]
     )
     if (
-        outcome == AttemptOutcome.GAVE_UP
+        counted
+        and endpoint is not None
         and endpoint.is_active
         and endpoint.consecutive_failures >= DISABLE_AFTER_GAVE_UP
     ):
@@ -508,7 +540,15 @@ def webhook_delivery_attempt(*, delivery_id: int) -> str:
 
 
 def webhooks_deliver_due(*, limit: int = 200, budget: timedelta = timedelta(seconds=50)) -> int:
-    """Attempt the open deliveries whose time has come (the beat sweep); return how many."""
+    """Queue a ``webhooks.deliver`` task per open delivery whose time has come (the beat
+    sweep); return how many were queued.
+
+    The sweep sends nothing itself: a slow receiver holds one delivery task, not the sweep.
+    A delivery queued twice (a backlog spanning two sweeps) is sent once: the second task
+    finds it claimed and skips it. If the broker is down the rest is left for the next sweep.
+    """
+    from tenants.webhooks.tasks import webhook_deliver_task
+
     deadline = time.monotonic() + budget.total_seconds()
     due = list(
         WebhookDelivery.objects.filter(
@@ -517,13 +557,28 @@ def webhooks_deliver_due(*, limit: int = 200, budget: timedelta = timedelta(seco
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
-    attempted = 0
+    queued = 0
     for delivery_id in due:
         if time.monotonic() > deadline:
             break  # the next sweep takes the rest
-        if webhook_delivery_attempt(delivery_id=delivery_id) != AttemptOutcome.SKIPPED:
-            attempted += 1
-    return attempted
+        try:
+            webhook_deliver_task.delay(delivery_id)
+        except Exception:  # broker down (or an eager run that crashed): next sweep retries
+            log.exception("webhook_enqueue_failed", delivery_id=delivery_id)
+            break
+        queued += 1
+    return queued
+
+
+def _delivery_in_flight(delivery: WebhookDelivery) -> bool:
+    """Claimed by a worker whose lease has not expired (the claim sets exactly this)."""
+    return (
+        delivery.status in OPEN_STATUSES
+        and delivery.last_attempt_at is not None
+        and delivery.next_attempt_at is not None
+        and delivery.next_attempt_at == delivery.last_attempt_at + CLAIM_LEASE
+        and delivery.next_attempt_at > timezone.now()
+    )
 
 
 def _delivery_requeue(*, delivery: WebhookDelivery, actor: Actor, action: str) -> WebhookDelivery:
@@ -532,6 +587,12 @@ def _delivery_requeue(*, delivery: WebhookDelivery, actor: Actor, action: str) -
         raise Conflict("The webhook endpoint was deleted.", code="webhook_endpoint_deleted")
     if not endpoint.is_active:
         raise Conflict("The webhook endpoint is disabled.", code="webhook_endpoint_disabled")
+    if _delivery_in_flight(delivery):
+        # Making it due now would let another worker send it while this attempt runs.
+        raise Conflict(
+            "This delivery is being sent right now; try again when the attempt has finished.",
+            code="delivery_in_flight",
+        )
     delivery.status = DeliveryStatus.PENDING
     delivery.next_attempt_at = timezone.now()
     delivery.save(update_fields=["status", "next_attempt_at", "updated_at"])

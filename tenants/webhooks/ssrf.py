@@ -54,9 +54,17 @@ def private_targets_allowed() -> bool:
     return bool(settings.DEBUG or settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS)
 
 
+# IPv6 ranges that can carry (or once carried) non-public targets although Python calls some
+# of them global: 6to4 embeds any IPv4 address, fec0::/10 is deprecated site-local.
+_DENIED_V6 = (ipaddress.ip_network("2002::/16"), ipaddress.ip_network("fec0::/10"))
+
+
 def address_is_public(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif any(address in net for net in _DENIED_V6):
+            return False
     return address.is_global and not (
         address.is_private
         or address.is_loopback

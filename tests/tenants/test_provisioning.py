@@ -97,3 +97,14 @@ def test_cannot_provision_a_closed_tenant():
     tenant_close(tenant_id=created.tenant.pk, actor=STAFF, reason="spam")
     with pytest.raises(Conflict):
         tenant_provision(tenant_id=created.tenant.pk)
+
+
+def test_migrate_schemas_migrates_the_template_and_skips_tenants_without_a_schema(capsys):
+    from django.core.management import call_command
+
+    created = tenant_create(slug="no-schema-yet", name="N", email="n@example.com", provision=False)
+    call_command("migrate_schemas", tenant=True, interactive=False, verbosity=1)
+    lines = capsys.readouterr().out  # django-tenants prefixes each schema's lines on stdout
+    assert "standard:tenant_template" in lines
+    assert "standard:t_alpha" in lines
+    assert created.tenant.schema_name not in lines

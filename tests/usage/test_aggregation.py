@@ -148,6 +148,25 @@ def test_flush_killed_before_commit_is_applied_by_the_next_run(committed):
     assert calls_in_postgres(committed) == 15
 
 
+def test_flushed_counts_land_in_the_exact_period_billing_reads(committed, session_tenants):
+    from usage.limits import tenant_limits
+    from usage.selectors import usage_period_totals
+
+    limits = tenant_limits(tenant_id=committed)
+    assert limits is not None
+    code = METER.replace(
+        "period_start=now - timedelta(days=1), period_end=now + timedelta(days=29)",
+        f"period_start=datetime.fromisoformat({limits.period_start.isoformat()!r}), "
+        f"period_end=datetime.fromisoformat({limits.period_end.isoformat()!r})",
+    )
+    code = "from datetime import datetime\n" + code
+    assert run_python(code.format(tenant_id=committed, n=4)).returncode == 0
+    usage_flush()
+    assert (
+        usage_period_totals(tenant_id=committed, period_start=limits.period_start)["api_calls"] == 4
+    )
+
+
 def test_flush_twice_in_a_row_moves_each_count_once(committed):
     assert run_python(METER.format(tenant_id=committed, n=7)).returncode == 0
     assert usage_flush()["applied"] == 1

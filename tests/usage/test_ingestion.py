@@ -117,6 +117,21 @@ def test_a_bad_event_rejects_the_whole_batch_naming_it(widgets, alpha_client, ba
     assert UsageEvent.objects.filter(tenant=widgets.tenant).count() == 0  # nothing of it counted
 
 
+@pytest.mark.parametrize("bad", [1, "x", None, {"id": "a", "metric": ["widgets"], "quantity": 1}])
+def test_malformed_event_shapes_are_400_not_500(widgets, alpha_client, bad):
+    response = alpha_client.post(URL, {"events": [*events(2), bad]}, format="json")
+    assert response.status_code == 400
+    assert list(response.json()["error"]["details"]["events"]) == ["2"]
+
+
+def test_huge_quantities_are_refused_before_the_database(widgets, alpha_client):
+    response = alpha_client.post(URL, {"events": events(2, quantity=2**62)}, format="json")
+    assert response.status_code == 400
+    assert (
+        response.json()["error"]["details"]["events"]["0"]["problems"][0]["code"] == "out_of_range"
+    )
+
+
 def test_batch_limits_and_shape(widgets, alpha_client):
     too_many = alpha_client.post(URL, {"events": events(1001)}, format="json")
     assert (too_many.status_code, too_many.json()["error"]["code"]) == (400, "batch_too_large")

@@ -83,6 +83,42 @@ def test_hard_quota_is_429_quota_exceeded(alpha, alpha_client, on_plan):
     assert used(alpha.tenant) == 5
 
 
+def test_a_refused_request_still_counts_the_bytes_it_carries(alpha, alpha_client, on_plan):
+    on_plan(alpha.tenant, "metered-hard")
+    sizes = [len(alpha_client.get(KEYS).content) for _ in range(5)]
+    refused = alpha_client.get(KEYS)  # the 6th: refused, but it carries the 5th's bytes
+    assert refused.status_code == 429
+    assert used(alpha.tenant, "bandwidth_bytes") == sum(sizes)
+
+
+def test_hard_bandwidth_quota_is_enforced(alpha, alpha_client, on_plan):
+    from core.audit import SYSTEM
+    from subscriptions.catalog import catalog_sync
+
+    catalog_sync(
+        data={
+            "plans": [
+                {
+                    "code": "tiny-bandwidth",
+                    "name": "Tiny",
+                    "interval": "month",
+                    "price": 0,
+                    "currency": "USD",
+                    "quotas": {"api_calls": None, "bandwidth_bytes": 300},
+                }
+            ]
+        },
+        actor=SYSTEM,
+    )
+    on_plan(alpha.tenant, "tiny-bandwidth")
+    statuses = [alpha_client.get(KEYS).status_code for _ in range(12)]
+    assert statuses[0] == 200
+    assert 429 in statuses  # once 300 bytes have gone out
+    first_refused = statuses.index(429)
+    assert all(code == 429 for code in statuses[first_refused:])
+    assert used(alpha.tenant, "bandwidth_bytes") >= 300
+
+
 def test_quota_with_an_overage_price_lets_requests_through(alpha, alpha_client, on_plan):
     on_plan(alpha.tenant, "metered-overage")  # 2 calls, then 1 cent per 1,000
     assert [alpha_client.get(KEYS).status_code for _ in range(4)] == [200] * 4
