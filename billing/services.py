@@ -483,29 +483,46 @@ def invoice_pay(*, invoice_id: int, actor: Actor = SYSTEM) -> PayResult:
             raise Conflict(
                 f"The invoice is {invoice.status}; nothing to collect.", code="invoice_not_payable"
             )
-        if invoice.payments.filter(status=PaymentStatus.PENDING).exclude(gateway="manual").exists():
-            raise Conflict("A payment of this invoice is in progress.", code="payment_in_progress")
         gateway = get_gateway()
         if gateway.name == "manual":
             raise Conflict(
                 "Invoices are paid by bank transfer; staff record the payment.",
                 code="gateway_manual",
             )
-        attempt = invoice.payments.count() + 1
-        payment = Payment.objects.create(
-            invoice=invoice,
-            attempt=attempt,
-            gateway=gateway.name,
-            idempotency_key=idempotency_key(invoice, attempt),
-            amount=invoice.amount_due,
-            currency=invoice.currency,
+        pending = (
+            invoice.payments.filter(status=PaymentStatus.PENDING)
+            .exclude(gateway="manual")
+            .order_by("-attempt")
+            .first()
         )
-        invoice.payment_attempts = attempt
+        if pending is not None and pending.external_id:
+            raise Conflict("A payment of this invoice is in progress.", code="payment_in_progress")
+        if pending is not None:
+            payment = pending  # the gateway never answered: the same attempt, the same key
+        else:
+            attempt = invoice.payments.count() + 1
+            payment = Payment.objects.create(
+                invoice=invoice,
+                attempt=attempt,
+                gateway=gateway.name,
+                idempotency_key=idempotency_key(invoice, attempt),
+                amount=invoice.amount_due,
+                currency=invoice.currency,
+            )
+            invoice.payment_attempts = attempt
         invoice.next_payment_attempt_at = None
         invoice.save(update_fields=["payment_attempts", "next_payment_attempt_at", "updated_at"])
-    result = gateway.charge(
-        invoice=invoice, amount=payment.amount, idempotency_key=payment.idempotency_key
-    )
+    try:
+        result = gateway.charge(
+            invoice=invoice, amount=payment.amount, idempotency_key=payment.idempotency_key
+        )
+    except Exception:
+        # Unknown outcome (e.g. Stripe unreachable): the sweep tries again in a few minutes
+        # with the same idempotency key, so the customer is charged at most once.
+        Invoice.objects.filter(pk=invoice.pk).update(
+            next_payment_attempt_at=timezone.now() + timedelta(minutes=5)
+        )
+        raise
     with transaction.atomic():
         if result.external_id:
             Payment.objects.filter(pk=payment.pk).update(external_id=result.external_id)

@@ -59,3 +59,21 @@ def billed_tenant(billing_plans):
         return tenant, sub
 
     return make
+
+
+@pytest.fixture
+def fake(settings, monkeypatch):
+    """Stripe's HTTP API answered on ``responses`` (tests.billing.stripe_fixtures.FakeStripe)."""
+    import responses
+    import stripe
+
+    from tests.billing import stripe_fixtures as sf
+
+    settings.STRIPE_SECRET_KEY = sf.SECRET_KEY
+    settings.STRIPE_WEBHOOK_SECRET = sf.WEBHOOK_SECRET
+    monkeypatch.setattr(stripe, "api_base", sf.API_BASE)
+    monkeypatch.setattr(stripe, "max_network_retries", 0)
+    # The requests client, so that ``responses`` answers every call (nothing reaches the network).
+    monkeypatch.setattr(stripe, "default_http_client", stripe.RequestsClient())
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield sf.FakeStripe(rsps)

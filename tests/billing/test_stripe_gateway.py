@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-import responses
-import stripe
 from djstripe.models import Customer
 
 from billing.gateways import get_gateway
@@ -22,18 +20,6 @@ from tests.billing import stripe_fixtures as sf
 pytestmark = pytest.mark.django_db
 
 _slugs = itertools.count(1)
-
-
-@pytest.fixture
-def fake(settings, monkeypatch):
-    settings.STRIPE_SECRET_KEY = sf.SECRET_KEY
-    settings.STRIPE_WEBHOOK_SECRET = sf.WEBHOOK_SECRET
-    monkeypatch.setattr(stripe, "api_base", sf.API_BASE)
-    monkeypatch.setattr(stripe, "max_network_retries", 0)
-    # The requests client, so that ``responses`` answers every call (nothing reaches the network).
-    monkeypatch.setattr(stripe, "default_http_client", stripe.RequestsClient())
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield sf.FakeStripe(rsps)
 
 
 @pytest.fixture
