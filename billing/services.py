@@ -792,3 +792,34 @@ def refund_recorded(*, external_id: str, amount_refunded: int, occurred_at: date
         target_id=payment.pk,
         data={"amount_refunded": amount_refunded, "at": occurred_at.isoformat()},
     )
+
+
+@transaction.atomic
+def invoice_create_one_off(
+    *, tenant_id: int, lines: list[tuple[str, int]], currency: str, actor: Actor, reason: str
+) -> Invoice:
+    """A one-off invoice of adjustment lines (description, amount in minor units; negative
+    for a credit), finalized at once: its number comes from the same gapless sequence."""
+    if not lines:
+        raise InvalidInput("Give at least one line.", code="no_lines")
+    if not reason.strip():
+        raise InvalidInput("Give a reason.", code="reason_required")
+    tenant = Tenant.objects.get(pk=tenant_id)
+    invoice = Invoice(tenant=tenant, currency=currency, tax_rate_bps=_tax_rate_bps(tenant))
+    built = [
+        InvoiceLine(
+            kind=LineKind.ADJUSTMENT,
+            description=description[:300],
+            quantity=1,
+            unit_amount=amount,
+            amount=amount,
+        )
+        for description, amount in lines
+    ]
+    _totals(invoice, built)
+    invoice.save()
+    for line in built:
+        line.invoice = invoice
+    InvoiceLine.objects.bulk_create(built)
+    _record(invoice, actor=actor, action="invoice.create", event=None, reason=reason, one_off=True)
+    return invoice_finalize(invoice_id=invoice.pk, actor=actor)

@@ -111,3 +111,26 @@ def test_invoices_stay_readable_with_an_inactive_subscription(
     assert alpha_client.get("/api/v1/api-keys/").status_code == 402
     assert alpha_client.get("/api/v1/invoices/").status_code == 200
     assert alpha_client.get(f"/api/v1/invoices/{alpha_invoice.number}/pdf/").status_code == 200
+
+
+def test_one_off_adjustment_invoice_takes_the_next_number(alpha, alpha_invoice):
+    from billing.services import invoice_create_one_off
+
+    invoice = invoice_create_one_off(
+        tenant_id=alpha.tenant.pk,
+        lines=[("Setup fee", 5000), ("Launch discount", -1250)],
+        currency="USD",
+        actor=STAFF,
+        reason="onboarding",
+    )
+    assert [(line.kind, line.amount) for line in invoice.lines.all()] == [
+        ("adjustment", 5000),
+        ("adjustment", -1250),
+    ]
+    assert (invoice.subtotal, invoice.total, invoice.status) == (3750, 3750, InvoiceStatus.OPEN)
+    previous = int(alpha_invoice.number.rsplit("-", 1)[1])
+    assert invoice.number == f"{alpha_invoice.number.rsplit('-', 1)[0]}-{previous + 1:06d}"
+    with pytest.raises(InvalidInput):
+        invoice_create_one_off(
+            tenant_id=alpha.tenant.pk, lines=[], currency="USD", actor=STAFF, reason="x"
+        )
