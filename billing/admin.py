@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
+from django.contrib import admin
+from django.http import HttpRequest
 
 from billing import services
 from billing.models import CreditNote, Invoice, InvoiceLine, Payment
+from core.admin_actions import ReasonForm, form_action
 from core.audit import Actor
-from core.errors import ApplicationError
-
-
-def staff_actor(request: HttpRequest) -> Actor:
-    return Actor("staff", request.user.get_username())
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000)
 
 
 class CreditForm(ReasonForm):
@@ -32,45 +20,10 @@ class CreditForm(ReasonForm):
     )
 
 
-def _form_action(
-    *,
-    name: str,
-    label: str,
-    form_class: type[forms.Form] | None,
-    apply: Callable[[Invoice, dict[str, Any], Actor], Any],
-) -> Callable[[admin.ModelAdmin, HttpRequest, QuerySet[Invoice]], HttpResponse | None]:
-    def action(
-        modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Invoice]
-    ) -> HttpResponse | None:
-        form = form_class(request.POST if "apply" in request.POST else None) if form_class else None
-        if form is None or ("apply" in request.POST and form.is_valid()):
-            done = 0
-            for invoice in queryset:
-                try:
-                    apply(invoice, form.cleaned_data if form else {}, staff_actor(request))
-                    done += 1
-                except ApplicationError as exc:
-                    modeladmin.message_user(request, f"{invoice}: {exc.message}", messages.ERROR)
-            if done:
-                modeladmin.message_user(request, f"{label}: {done} invoice(s).", messages.SUCCESS)
-            return None
-        return TemplateResponse(
-            request,
-            "admin/subscriptions/action_form.html",
-            {
-                **modeladmin.admin_site.each_context(request),
-                "title": f"{label}: give a reason",
-                "action": name,
-                "action_label": label,
-                "objects": queryset,
-                "form": form,
-                "opts": modeladmin.model._meta,
-                "action_checkbox_name": ACTION_CHECKBOX_NAME,
-            },
-        )
-
-    action.__name__ = name
-    return admin.action(description=label)(action)
+def _form_action(*, name: str, label: str, form_class: type[forms.Form] | None, apply: Any) -> Any:
+    return form_action(
+        name=name, label=label, form_class=form_class, apply=apply, noun="invoice", describe=str
+    )
 
 
 def _credit(invoice: Invoice, data: dict[str, Any], actor: Actor) -> Any:

@@ -93,7 +93,12 @@ def _tax_rate_bps(tenant: Tenant) -> int:
     return int((tenant.config or {}).get("tax_rate_bps", 0))
 
 
-def _lines_for_period(period: SubscriptionPeriod, sub: Subscription) -> list[InvoiceLine]:
+def _period_lines(
+    period: SubscriptionPeriod, pending: list[PendingInvoiceItem], usage: dict[str, int]
+) -> list[InvoiceLine]:
+    """The lines of one period's invoice: the base fee of the period's plan version, the
+    pending items created before the period ended, and overage per metric (each rounded once,
+    half-up). Pure: the callers read ``pending`` and ``usage`` (one period, or a batch)."""
     version = period.plan_version
     lines = [
         InvoiceLine(
@@ -106,28 +111,25 @@ def _lines_for_period(period: SubscriptionPeriod, sub: Subscription) -> list[Inv
             period_end=period.end,
         )
     ]
-    for item in PendingInvoiceItem.objects.filter(
-        subscription=sub, invoiced_at__isnull=True, created_at__lt=period.end
-    ).order_by("created_at", "id"):
-        lines.append(
-            InvoiceLine(
-                kind=item.kind,
-                description=item.description,
-                quantity=1,
-                unit_amount=item.amount,
-                amount=item.amount,
-                period_start=item.period_start,
-                period_end=item.period_end,
-                pending_item=item,
-            )
+    lines += [
+        InvoiceLine(
+            kind=item.kind,
+            description=item.description,
+            quantity=1,
+            unit_amount=item.amount,
+            amount=item.amount,
+            period_start=item.period_start,
+            period_end=item.period_end,
+            pending_item=item,
         )
-    totals = usage_period_totals(tenant_id=sub.tenant_id, period_start=period.start)
-    for quota in version.quotas.filter(
-        overage_unit_price__isnull=False, limit__isnull=False
-    ).order_by("metric"):
-        assert quota.limit is not None and quota.overage_unit_price is not None
+        for item in pending
+        if item.created_at < period.end
+    ]
+    for quota in sorted(version.quotas.all(), key=lambda q: q.metric):
+        if quota.overage_unit_price is None or quota.limit is None:
+            continue
         over, amount = overage_amount(
-            used=totals.get(quota.metric, 0),
+            used=usage.get(quota.metric, 0),
             limit=quota.limit,
             unit_price=quota.overage_unit_price,
             unit_size=quota.overage_unit_size,
@@ -184,7 +186,13 @@ def invoice_generate_for_period(*, period_id: int, finalize: bool = True) -> Inv
         period_end=period.end,
         tax_rate_bps=_tax_rate_bps(sub.tenant),
     )
-    lines = _lines_for_period(period, sub)
+    pending = list(
+        PendingInvoiceItem.objects.filter(subscription=sub, invoiced_at__isnull=True).order_by(
+            "created_at", "id"
+        )
+    )
+    usage = usage_period_totals(tenant_id=sub.tenant_id, period_start=period.start)
+    lines = _period_lines(period, pending, usage)
     _totals(invoice, lines)
     try:
         with transaction.atomic():
@@ -297,56 +305,10 @@ def invoices_generate_batch(*, period_ids: list[int]) -> int:
     for period in periods:
         sub = period.subscription
         version = period.plan_version
-        lines = [
-            InvoiceLine(
-                kind=LineKind.BASE_FEE,
-                description=f"{version.plan.name} ({period.start:%Y-%m-%d} to {period.end:%Y-%m-%d})",
-                quantity=1,
-                unit_amount=version.price_amount,
-                amount=version.price_amount,
-                period_start=period.start,
-                period_end=period.end,
-            )
-        ]
-        for item in pending.get(sub.pk, []):
-            if item.created_at < period.end:
-                lines.append(
-                    InvoiceLine(
-                        kind=item.kind,
-                        description=item.description,
-                        quantity=1,
-                        unit_amount=item.amount,
-                        amount=item.amount,
-                        period_start=item.period_start,
-                        period_end=item.period_end,
-                        pending_item=item,
-                    )
-                )
-                used_items.append(item.pk)
-        totals = usage.get((sub.tenant_id, period.start), {})
-        for quota in version.quotas.all():
-            if quota.overage_unit_price is None or quota.limit is None:
-                continue
-            over, amount = overage_amount(
-                used=totals.get(quota.metric, 0),
-                limit=quota.limit,
-                unit_price=quota.overage_unit_price,
-                unit_size=quota.overage_unit_size,
-            )
-            if over:
-                lines.append(
-                    InvoiceLine(
-                        kind=LineKind.OVERAGE,
-                        metric=quota.metric,
-                        description=f"{quota.metric}: {over} over the {quota.limit} included",
-                        quantity=over,
-                        unit_amount=quota.overage_unit_price,
-                        unit_size=quota.overage_unit_size,
-                        amount=amount,
-                        period_start=period.start,
-                        period_end=period.end,
-                    )
-                )
+        lines = _period_lines(
+            period, pending.get(sub.pk, []), usage.get((sub.tenant_id, period.start), {})
+        )
+        used_items += [line.pending_item_id for line in lines if line.pending_item_id]
         invoice = Invoice(
             tenant=sub.tenant,
             subscription=sub,

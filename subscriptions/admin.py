@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
+from django.contrib import admin
+from django.http import HttpRequest
 
+from core.admin_actions import ReasonForm, form_action
 from core.audit import Actor
-from core.errors import ApplicationError
 from subscriptions import services
 from subscriptions.models import Plan, PlanVersion, Quota, Subscription
-
-
-def staff_actor(request: HttpRequest) -> Actor:
-    return Actor("staff", request.user.get_username())
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -107,10 +99,6 @@ class PlanVersionAdmin(admin.ModelAdmin):
         return False
 
 
-class ReasonForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000)
-
-
 class ChangePlanForm(ReasonForm):
     plan = forms.ModelChoiceField(
         queryset=Plan.objects.filter(current_version__isnull=False), to_field_name="code"
@@ -127,49 +115,15 @@ class ExtendTrialForm(ReasonForm):
     days = forms.IntegerField(min_value=1, max_value=365)
 
 
-def _form_action(
-    *,
-    name: str,
-    label: str,
-    form_class: type[forms.Form],
-    apply: Callable[[Subscription, dict[str, Any], Actor], Any],
-) -> Callable[[admin.ModelAdmin, HttpRequest, QuerySet[Subscription]], HttpResponse | None]:
-    def action(
-        modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Subscription]
-    ) -> HttpResponse | None:
-        form = form_class(request.POST if "apply" in request.POST else None)
-        if "apply" in request.POST and form.is_valid():
-            done = 0
-            for sub in queryset:
-                try:
-                    apply(sub, form.cleaned_data, staff_actor(request))
-                    done += 1
-                except ApplicationError as exc:
-                    modeladmin.message_user(
-                        request, f"subscription {sub.pk}: {exc.message}", messages.ERROR
-                    )
-            if done:
-                modeladmin.message_user(
-                    request, f"{label}: {done} subscription(s).", messages.SUCCESS
-                )
-            return None
-        return TemplateResponse(
-            request,
-            "admin/subscriptions/action_form.html",
-            {
-                **modeladmin.admin_site.each_context(request),
-                "title": f"{label}: give a reason",
-                "action": name,
-                "action_label": label,
-                "objects": queryset,
-                "form": form,
-                "opts": modeladmin.model._meta,
-                "action_checkbox_name": ACTION_CHECKBOX_NAME,
-            },
-        )
-
-    action.__name__ = name
-    return admin.action(description=f"{label} (asks for a reason)")(action)
+def _form_action(*, name: str, label: str, form_class: type[forms.Form], apply: Any) -> Any:
+    return form_action(
+        name=name,
+        label=label,
+        form_class=form_class,
+        apply=apply,
+        noun="subscription",
+        describe=lambda sub: f"subscription {sub.pk}",
+    )
 
 
 def _change(sub: Subscription, data: dict[str, Any], actor: Actor) -> Any:

@@ -9,26 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django import forms
-from django.contrib import admin, messages
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
+from django.http import HttpRequest
 
-from core.audit import Actor
-from core.errors import ApplicationError
+from core.admin_actions import form_action, staff_actor
 from tenants import services
 from tenants.models import Domain, Tenant
-
-
-def staff_actor(request: HttpRequest) -> Actor:
-    return Actor("staff", request.user.get_username())
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000)
 
 
 class DomainInline(admin.TabularInline):
@@ -37,47 +25,16 @@ class DomainInline(admin.TabularInline):
     fields = ("domain", "is_primary")
 
 
-def _reason_action(
-    *, name: str, label: str, service: Callable[..., Any]
-) -> Callable[[admin.ModelAdmin, HttpRequest, QuerySet[Tenant]], HttpResponse | None]:
-    def action(
-        modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Tenant]
-    ) -> HttpResponse | None:
-        form = ReasonForm(request.POST if "apply" in request.POST else None)
-        if "apply" in request.POST and form.is_valid():
-            done = 0
-            for tenant in queryset:
-                try:
-                    service(
-                        tenant_id=tenant.pk,
-                        actor=staff_actor(request),
-                        reason=form.cleaned_data["reason"],
-                    )
-                    done += 1
-                except ApplicationError as exc:
-                    modeladmin.message_user(
-                        request, f"{tenant.slug}: {exc.message}", messages.ERROR
-                    )
-            if done:
-                modeladmin.message_user(request, f"{label}: {done} tenant(s).", messages.SUCCESS)
-            return None
-        return TemplateResponse(
-            request,
-            "admin/tenants/reason_form.html",
-            {
-                **modeladmin.admin_site.each_context(request),
-                "title": f"{label}: give a reason",
-                "action": name,
-                "action_label": label,
-                "tenants": queryset,
-                "form": form,
-                "opts": modeladmin.model._meta,
-                "action_checkbox_name": ACTION_CHECKBOX_NAME,
-            },
-        )
-
-    action.__name__ = name
-    return admin.action(description=f"{label} selected tenants (asks for a reason)")(action)
+def _tenant_action(*, name: str, label: str, service: Callable[..., Any]) -> Any:
+    return form_action(
+        name=name,
+        label=label,
+        noun="tenant",
+        describe=lambda tenant: tenant.slug,
+        apply=lambda tenant, data, actor: service(
+            tenant_id=tenant.pk, actor=actor, reason=data["reason"]
+        ),
+    )
 
 
 @admin.register(Tenant)
@@ -99,10 +56,10 @@ class TenantAdmin(admin.ModelAdmin):
     exclude = ("pending_key_prefix", "pending_key_hash")
     inlines = (DomainInline,)
     actions = (
-        _reason_action(name="suspend", label="Suspend", service=services.tenant_suspend),
-        _reason_action(name="activate", label="Activate", service=services.tenant_activate),
-        _reason_action(name="close", label="Close", service=services.tenant_close),
-        _reason_action(
+        _tenant_action(name="suspend", label="Suspend", service=services.tenant_suspend),
+        _tenant_action(name="activate", label="Activate", service=services.tenant_activate),
+        _tenant_action(name="close", label="Close", service=services.tenant_close),
+        _tenant_action(
             name="retry_provisioning",
             label="Retry provisioning",
             service=services.tenant_provisioning_retry,

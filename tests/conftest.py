@@ -129,3 +129,14 @@ def alpha_client(alpha: SessionTenant) -> APIClient:
 @pytest.fixture
 def beta_client(beta: SessionTenant) -> APIClient:
     return tenant_client(beta)
+
+
+def plans_remove_except(codes_before: set[str]) -> None:
+    """Delete the plans (versions, quotas) that a committing test added; keep the others."""
+    from subscriptions.models import Plan, PlanVersion, Quota
+
+    added = Plan.objects.exclude(code__in=codes_before)
+    added.update(current_version=None)
+    Quota.objects.filter(plan_version__plan__in=added).delete()
+    PlanVersion.objects.filter(plan__in=added).delete()
+    added.delete()

@@ -11,11 +11,12 @@ from django.db import connections
 from billing.models import Invoice, InvoiceLine, InvoiceNumberSequence
 from billing.services import invoices_generate_due
 from core.models import AuditEntry, DomainEvent
-from subscriptions.models import PendingInvoiceItem, Subscription, SubscriptionPeriod
+from subscriptions.models import PendingInvoiceItem, Plan, Subscription, SubscriptionPeriod
 from subscriptions.services import subscription_create
 from tenants.models import Tenant
 from tenants.services import tenant_create
 from tests.billing.conftest import BILLING_PLANS, utc
+from tests.conftest import plans_remove_except
 
 
 @pytest.fixture
@@ -25,6 +26,7 @@ def committed_periods(session_tenants, django_db_blocker) -> Iterator[list[int]]
 
     with django_db_blocker.unblock():
         before = dict(InvoiceNumberSequence.objects.values_list("year", "last_number"))
+        plans_before = set(Plan.objects.values_list("code", flat=True))
         catalog_sync(data=BILLING_PLANS, actor=SYSTEM)
         tenants = []
         for i in range(6):
@@ -51,6 +53,7 @@ def committed_periods(session_tenants, django_db_blocker) -> Iterator[list[int]]
         InvoiceNumberSequence.objects.exclude(year__in=before).delete()
         for year, last in before.items():
             InvoiceNumberSequence.objects.filter(year=year).update(last_number=last)
+        plans_remove_except(plans_before)
 
 
 def test_concurrent_invoicing_makes_one_invoice_per_period_with_gapless_numbers(

@@ -95,8 +95,11 @@ def committed_subscription(session_tenants, django_db_blocker) -> Iterator[Subsc
     with django_db_blocker.unblock():
         from core.audit import SYSTEM
         from subscriptions.catalog import catalog_sync
+        from subscriptions.models import Plan
+        from tests.conftest import plans_remove_except
         from tests.subscriptions.conftest import TEST_PLANS
 
+        plans_before = set(Plan.objects.values_list("code", flat=True))
         catalog_sync(data=TEST_PLANS, actor=SYSTEM)
         tenant = tenant_create(
             slug="racer", name="Racer", email="r@example.com", provision=False
@@ -113,6 +116,7 @@ def committed_subscription(session_tenants, django_db_blocker) -> Iterator[Subsc
         AuditEntry.objects.filter(tenant_id=tenant.pk).delete()
         DomainEvent.objects.filter(tenant_id=tenant.pk).delete()
         Tenant.objects.filter(pk=tenant.pk).delete()
+        plans_remove_except(plans_before)
 
 
 def test_concurrent_renewal_runs_renew_once(committed_subscription, django_db_blocker):
