@@ -17,7 +17,7 @@ from billing.gateways import get_gateway
 from billing.models import Invoice
 from billing.selectors import invoice_get, invoice_list
 from billing.services import invoice_pay
-from core.audit import Actor
+from tenants.api.request import request_actor, request_tenant_id
 
 
 class InvoiceLineSerializer(serializers.Serializer):
@@ -70,14 +70,6 @@ class SetupSessionInputSerializer(serializers.Serializer):
     cancel_url = serializers.URLField()
 
 
-def _tenant_id(request: Request) -> int:
-    return int(request.tenant.pk)  # type: ignore[attr-defined]
-
-
-def _actor(request: Request) -> Actor:
-    return Actor("apikey", getattr(request.user, "actor_ident", ""))
-
-
 class InvoiceListView(APIView):
     allow_inactive_subscription = True
 
@@ -91,7 +83,7 @@ class InvoiceListView(APIView):
     )
     def get(self, request: Request) -> Response:
         invoices = invoice_list(
-            tenant_id=_tenant_id(request), status=request.query_params.get("status")
+            tenant_id=request_tenant_id(request), status=request.query_params.get("status")
         )
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(invoices, request, view=self)
@@ -106,7 +98,9 @@ class InvoiceDetailView(APIView):
     )
     def get(self, request: Request, number: str) -> Response:
         return Response(
-            InvoiceDetailSerializer(invoice_get(tenant_id=_tenant_id(request), number=number)).data
+            InvoiceDetailSerializer(
+                invoice_get(tenant_id=request_tenant_id(request), number=number)
+            ).data
         )
 
 
@@ -119,7 +113,7 @@ class InvoicePdfView(APIView):
         summary="The invoice as a PDF",
     )
     def get(self, request: Request, number: str) -> HttpResponse:
-        invoice = invoice_get(tenant_id=_tenant_id(request), number=number)
+        invoice = invoice_get(tenant_id=request_tenant_id(request), number=number)
         response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
         response["Content-Disposition"] = f'inline; filename="{invoice.number}.pdf"'
         return response
@@ -132,7 +126,9 @@ class InvoiceHtmlView(APIView):
         responses={(200, "text/html"): str}, tags=["billing"], summary="The invoice as an HTML page"
     )
     def get(self, request: Request, number: str) -> HttpResponse:
-        return HttpResponse(invoice_html(invoice_get(tenant_id=_tenant_id(request), number=number)))
+        return HttpResponse(
+            invoice_html(invoice_get(tenant_id=request_tenant_id(request), number=number))
+        )
 
 
 class InvoicePayView(APIView):
@@ -145,8 +141,8 @@ class InvoicePayView(APIView):
         summary="Charge the invoice now",
     )
     def post(self, request: Request, number: str) -> Response:
-        invoice = invoice_get(tenant_id=_tenant_id(request), number=number)
-        result = invoice_pay(invoice_id=invoice.pk, actor=_actor(request))
+        invoice = invoice_get(tenant_id=request_tenant_id(request), number=number)
+        result = invoice_pay(invoice_id=invoice.pk, actor=request_actor(request))
         body: dict[str, Any] = dict(InvoiceDetailSerializer(result.invoice).data)
         body["payment"] = {
             "attempt": result.payment.attempt,
@@ -167,5 +163,7 @@ class SetupSessionView(APIView):
     def post(self, request: Request) -> Response:
         data = SetupSessionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        url = get_gateway().setup_session_url(tenant_id=_tenant_id(request), **data.validated_data)
+        url = get_gateway().setup_session_url(
+            tenant_id=request_tenant_id(request), **data.validated_data
+        )
         return Response({"url": url})

@@ -10,7 +10,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.audit import Actor
 from subscriptions.api.serializers import (
     CancelInputSerializer,
     ChangePreviewSerializer,
@@ -27,14 +26,7 @@ from subscriptions.services import (
     subscription_change_preview,
     subscription_resume,
 )
-
-
-def _actor(request: Request) -> Actor:
-    return Actor("apikey", getattr(request.user, "actor_ident", ""))
-
-
-def _tenant_id(request: Request) -> int:
-    return int(request.tenant.pk)  # type: ignore[attr-defined]
+from tenants.api.request import request_actor, request_tenant_id
 
 
 def subscription_body(sub: Subscription) -> dict[str, Any]:
@@ -94,7 +86,9 @@ class SubscriptionView(APIView):
         responses=SubscriptionSerializer, tags=["subscription"], summary="The tenant's subscription"
     )
     def get(self, request: Request) -> Response:
-        return Response(subscription_body(subscription_for_tenant(tenant_id=_tenant_id(request))))
+        return Response(
+            subscription_body(subscription_for_tenant(tenant_id=request_tenant_id(request)))
+        )
 
 
 class SubscriptionPreviewChangeView(APIView):
@@ -110,7 +104,7 @@ class SubscriptionPreviewChangeView(APIView):
         data = PlanChoiceSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         preview = subscription_change_preview(
-            tenant_id=_tenant_id(request), plan_code=data.validated_data["plan"]
+            tenant_id=request_tenant_id(request), plan_code=data.validated_data["plan"]
         )
         return Response(preview_body(preview))
 
@@ -128,9 +122,9 @@ class SubscriptionChangeView(APIView):
         data = PlanChoiceSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = subscription_change(
-            tenant_id=_tenant_id(request),
+            tenant_id=request_tenant_id(request),
             plan_code=data.validated_data["plan"],
-            actor=_actor(request),
+            actor=request_actor(request),
         )
         body = subscription_body(result.subscription)
         body["change"] = preview_body(result.preview)
@@ -150,9 +144,9 @@ class SubscriptionCancelView(APIView):
         data = CancelInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         sub = subscription_cancel(
-            tenant_id=_tenant_id(request),
+            tenant_id=request_tenant_id(request),
             at_period_end=data.validated_data["at_period_end"],
-            actor=_actor(request),
+            actor=request_actor(request),
         )
         return Response(subscription_body(sub))
 
@@ -169,6 +163,8 @@ class SubscriptionResumeView(APIView):
     def post(self, request: Request) -> Response:
         return Response(
             subscription_body(
-                subscription_resume(tenant_id=_tenant_id(request), actor=_actor(request))
+                subscription_resume(
+                    tenant_id=request_tenant_id(request), actor=request_actor(request)
+                )
             )
         )

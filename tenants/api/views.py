@@ -14,6 +14,7 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from core.audit import Actor
+from tenants.api.request import request_actor
 from tenants.api.serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateInputSerializer,
@@ -35,10 +36,6 @@ class SignupThrottle(AnonRateThrottle):
 
     def get_rate(self) -> str:
         return str(settings.SIGNUP_RATE)
-
-
-def tenant_actor(request: Request) -> Actor:
-    return Actor("apikey", getattr(request.user, "actor_ident", ""))
 
 
 class SignupView(APIView):
@@ -114,7 +111,7 @@ class ApiKeyListCreateView(APIView):
     def post(self, request: Request) -> Response:
         data = ApiKeyCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        created = api_key_create(name=data.validated_data["name"], actor=tenant_actor(request))
+        created = api_key_create(name=data.validated_data["name"], actor=request_actor(request))
         body = ApiKeySerializer(created.api_key).data
         body["key"] = created.raw_key
         return Response(body, status=status.HTTP_201_CREATED)
@@ -123,5 +120,5 @@ class ApiKeyListCreateView(APIView):
 class ApiKeyDetailView(APIView):
     @extend_schema(responses={204: None}, tags=["tenant"], summary="Revoke an API key")
     def delete(self, request: Request, key_id: int) -> Response:
-        api_key_revoke(api_key_id=key_id, actor=tenant_actor(request))
+        api_key_revoke(api_key_id=key_id, actor=request_actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import InvalidInput, NotFound
+from tenants.api.request import request_tenant_id
 from usage.selectors import usage_daily, usage_summary
 from usage.services import usage_events_ingest
 
@@ -60,10 +61,6 @@ class DailyQuerySerializer(serializers.Serializer):
     end = serializers.DateField(required=False)
 
 
-def _tenant_id(request: Request) -> int:
-    return int(request.tenant.pk)  # type: ignore[attr-defined]
-
-
 class UsageEventsView(APIView):
     @extend_schema(
         request=EventBatchSerializer,
@@ -75,7 +72,7 @@ class UsageEventsView(APIView):
         data = request.data
         if not isinstance(data, dict) or not isinstance(data.get("events"), list):
             raise InvalidInput('Send {"events": [...]}.', code="invalid_batch")
-        result = usage_events_ingest(tenant_id=_tenant_id(request), events=data["events"])
+        result = usage_events_ingest(tenant_id=request_tenant_id(request), events=data["events"])
         return Response(
             {"accepted": result.accepted, "duplicates": result.duplicates},
             status=status.HTTP_202_ACCEPTED,
@@ -87,7 +84,7 @@ class UsageSummaryView(APIView):
         responses=UsageSummarySerializer, tags=["usage"], summary="Usage of the current period"
     )
     def get(self, request: Request) -> Response:
-        summary = usage_summary(tenant_id=_tenant_id(request))
+        summary = usage_summary(tenant_id=request_tenant_id(request))
         if summary is None:
             raise NotFound("The tenant has no current subscription.", code="subscription_not_found")
         return Response(UsageSummarySerializer(summary).data)
@@ -124,7 +121,7 @@ class UsageDailyView(APIView):
         if (end - start).days > 366:
             raise InvalidInput("At most 366 days at once.", code="range_too_long")
         points = usage_daily(
-            tenant_id=_tenant_id(request),
+            tenant_id=request_tenant_id(request),
             metric=query.validated_data["metric"],
             start=start,
             end=end,

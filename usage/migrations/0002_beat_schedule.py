@@ -2,6 +2,8 @@
 
 from django.db import migrations
 
+from core.beat import periodic_tasks
+
 TASKS = [
     # (name, task, every seconds)
     ("Flush usage counters to PostgreSQL", "usage.flush", 60),
@@ -9,22 +11,9 @@ TASKS = [
 ]
 
 
-def create(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    for name, task, seconds in TASKS:
-        interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
-        PeriodicTask.objects.get_or_create(name=name, defaults={"task": task, "interval": interval})
-
-
-def remove(apps, schema_editor):
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTask.objects.filter(name__in=[name for name, _, _ in TASKS]).delete()
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("usage", "0001_initial"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
-    operations = [migrations.RunPython(create, remove)]
+    operations = [periodic_tasks(TASKS)]

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tenants.api.views import tenant_actor
+from tenants.api.request import request_actor, request_tenant_id
 from tenants.webhooks.api.serializers import (
     WebhookDeliverySerializer,
     WebhookEndpointCreatedSerializer,
@@ -35,16 +35,12 @@ from tenants.webhooks.services import (
 TAGS = ["webhooks"]
 
 
-def _tenant_id(request: Request) -> int:
-    return int(request.tenant.pk)  # type: ignore[attr-defined]
-
-
 class WebhookEndpointListCreateView(APIView):
     @extend_schema(
         responses=WebhookEndpointSerializer(many=True), tags=TAGS, summary="List webhook endpoints"
     )
     def get(self, request: Request) -> Response:
-        endpoints = webhook_endpoint_list(tenant_id=_tenant_id(request))
+        endpoints = webhook_endpoint_list(tenant_id=request_tenant_id(request))
         return Response(WebhookEndpointSerializer(endpoints, many=True).data)
 
     @extend_schema(
@@ -57,11 +53,11 @@ class WebhookEndpointListCreateView(APIView):
         data = WebhookEndpointCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         endpoint = webhook_endpoint_create(
-            tenant_id=_tenant_id(request),
+            tenant_id=request_tenant_id(request),
             url=data.validated_data["url"],
             event_types=data.validated_data["event_types"],
             description=data.validated_data["description"],
-            actor=tenant_actor(request),
+            actor=request_actor(request),
         )
         body = WebhookEndpointSerializer(endpoint).data
         body["secret"] = endpoint.secret
@@ -71,13 +67,17 @@ class WebhookEndpointListCreateView(APIView):
 class WebhookEndpointDetailView(APIView):
     @extend_schema(responses=WebhookEndpointSerializer, tags=TAGS, summary="A webhook endpoint")
     def get(self, request: Request, endpoint_id: int) -> Response:
-        endpoint = webhook_endpoint_get(tenant_id=_tenant_id(request), endpoint_id=endpoint_id)
+        endpoint = webhook_endpoint_get(
+            tenant_id=request_tenant_id(request), endpoint_id=endpoint_id
+        )
         return Response(WebhookEndpointSerializer(endpoint).data)
 
     @extend_schema(responses={204: None}, tags=TAGS, summary="Delete a webhook endpoint")
     def delete(self, request: Request, endpoint_id: int) -> Response:
         webhook_endpoint_delete(
-            tenant_id=_tenant_id(request), endpoint_id=endpoint_id, actor=tenant_actor(request)
+            tenant_id=request_tenant_id(request),
+            endpoint_id=endpoint_id,
+            actor=request_actor(request),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -87,7 +87,7 @@ class WebhookDeliveryListView(generics.ListAPIView[WebhookDelivery]):
 
     def get_queryset(self) -> QuerySet[WebhookDelivery]:
         return webhook_delivery_list(
-            tenant_id=_tenant_id(self.request), endpoint_id=int(self.kwargs["endpoint_id"])
+            tenant_id=request_tenant_id(self.request), endpoint_id=int(self.kwargs["endpoint_id"])
         )
 
     @extend_schema(tags=TAGS, summary="Recent deliveries of a webhook endpoint, newest first")
@@ -104,9 +104,9 @@ class WebhookDeliveryRetryView(APIView):
     )
     def post(self, request: Request, endpoint_id: int, delivery_id: int) -> Response:
         delivery = webhook_delivery_retry(
-            tenant_id=_tenant_id(request),
+            tenant_id=request_tenant_id(request),
             endpoint_id=endpoint_id,
             delivery_id=delivery_id,
-            actor=tenant_actor(request),
+            actor=request_actor(request),
         )
         return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
