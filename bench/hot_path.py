@@ -75,13 +75,16 @@ BENCH_CATALOG = {
     "plans": [
         {
             "code": BENCH_PLAN_CODE,
-            "name": "Benchmarks (unlimited)",
-            "description": "Used by bench/*.py; unlimited quotas, a rate limit never reached.",
+            "name": "Benchmarks (limits never reached)",
+            "description": (
+                "Used by bench/*.py: a hard api_calls quota and a rate limit, both checked on"
+                " every request and never reached; bench_events unlimited."
+            ),
             "interval": "month",
             "price": 0,
             "currency": "USD",
             "public": False,
-            "quotas": {API_CALLS: None, BENCH_METRIC: None},
+            "quotas": {API_CALLS: 1_000_000_000_000, BENCH_METRIC: None},
             "rate_limit_per_minute": 10_000_000,
         }
     ]

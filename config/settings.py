@@ -229,6 +229,13 @@ USAGE_METERING_ENABLED: bool = env.bool("USAGE_METERING_ENABLED", default=True)
 USAGE_FAIL_MODE: str = env.str("USAGE_FAIL_MODE", default="open")
 if USAGE_FAIL_MODE not in ("open", "closed"):
     raise ValueError("USAGE_FAIL_MODE must be 'open' or 'closed'")
+# Credit: a process serving a tenant at more than 1/USAGE_CREDIT_SECONDS requests a second
+# is granted up to USAGE_CREDIT_MAX requests it admits without a round trip, for at most
+# USAGE_CREDIT_SECONDS; taken from the rate bucket, and under a hard api_calls quota only
+# while more than USAGE_CREDIT_HEADROOM calls are left of it. USAGE_CREDIT_MAX=0 disables.
+USAGE_CREDIT_MAX: int = env.int("USAGE_CREDIT_MAX", default=20)
+USAGE_CREDIT_SECONDS: float = env.float("USAGE_CREDIT_SECONDS", default=0.2)
+USAGE_CREDIT_HEADROOM: int = env.int("USAGE_CREDIT_HEADROOM", default=10_000)
 USAGE_REDIS_TIMEOUT: float = env.float("USAGE_REDIS_TIMEOUT", default=0.25)
 USAGE_COUNTER_TTL: int = 60 * 60 * 24 * 400  # period counters outlive a yearly period
 USAGE_SEEN_TTL: int = 60 * 60 * 24 * 35  # the fast duplicate check; PostgreSQL decides

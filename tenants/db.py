@@ -6,6 +6,8 @@ from typing import Any
 
 from django.db import connection
 
+PUBLIC_SCHEMA = "public"  # django-tenants' default PUBLIC_SCHEMA_NAME, which we keep
+
 
 def _conn() -> Any:
     return connection  # django-tenants' DatabaseWrapper: set_tenant, schema_name, ...
@@ -29,4 +31,4 @@ def current_tenant() -> Any:
 
 
 def is_public() -> bool:
-    return current_schema() == "public"
+    return current_schema() == PUBLIC_SCHEMA

@@ -10,16 +10,27 @@
 
 from __future__ import annotations
 
-import uuid
+import random
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.http.request import split_domain_port
 
 from core.api.errors import error_response
-from tenants.db import current_tenant, use_public, use_tenant
+from core.snapshots import (
+    StaleSnapshot,
+    generation_check,
+    snapshot_close,
+    snapshot_current,
+    snapshot_drop,
+    snapshot_enter,
+    snapshot_find,
+    snapshot_index,
+    snapshot_open,
+)
+from tenants.db import current_tenant, is_public, use_public, use_tenant
 from tenants.models import TenantStatus
 from tenants.routing import RoutedTenant, route_for_host, route_for_slug
 
@@ -61,31 +72,120 @@ def _status_refusal(tenant: RoutedTenant) -> HttpResponse | None:
     )
 
 
+def _domain(host: str) -> str:
+    """``host[:port]`` (as ``get_host()`` gives it, already validated) without the port."""
+    if host.endswith("]"):  # an IPv6 literal without a port
+        return host.lower()
+    name, colon, _port = host.rpartition(":")
+    return (name if colon else host).lower()
+
+
+def _resolve(
+    kind: str, name: str, load: Callable[[str], RoutedTenant | None], *, reuse: bool
+) -> RoutedTenant | None:
+    """The route for a host or slug, from the process's snapshot when it has one.
+
+    On a miss the route comes from the Redis cache (or the database) and is kept in the
+    tenant's snapshot; a snapshot made just now had its token read after that load, so the
+    route is loaded once more to be tagged with a token no newer than itself.
+    """
+    index_key = f"{kind}:{name}"
+    if reuse:
+        found = snapshot_find(index_key)
+        if found is not None:
+            snapshot_enter(found[0])
+            route: RoutedTenant = found[1]
+            return route
+    loaded = load(name)
+    if loaded is None:
+        return None
+    snapshot = snapshot_open(loaded.id, reuse=reuse)
+    if snapshot.token is not None and snapshot.fresh:
+        again = load(name)
+        if again is None or again.id != loaded.id:  # moved meanwhile: keep nothing
+            snapshot_close()
+            return again
+        loaded = again
+    snapshot_index(index_key, snapshot, loaded)
+    return loaded
+
+
+def _model(route: RoutedTenant, host: str) -> Any:
+    """The Tenant instance for ``connection.set_tenant``, built once per snapshot and host."""
+    snapshot = snapshot_current()
+    if snapshot is None or snapshot.tenant_id != route.id:
+        model = route.as_model()
+        model.domain_url = host
+        return model
+    key = "model:" + host
+    kept: Any = snapshot.values.get(key)
+    if kept is None:
+        kept = route.as_model()
+        kept.domain_url = host
+        snapshot.values[key] = kept
+    return kept
+
+
 class TenantRoutingMiddleware:
+    """Routes every request to its tenant's schema (or the public one).
+
+    Must come first in ``MIDDLEWARE``, directly followed by
+    ``usage.middleware.UsageMeteringMiddleware``: that one checks the tenant snapshot this one
+    served the request from (in the metering round trip, or with one ``GET``) and answers
+    :class:`~core.snapshots.StaleSnapshot` when it was stale; the request is then served
+    again, from fresh data, before anything else has seen it.
+    """
+
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         self.base_domain = settings.TENANTRY_BASE_DOMAIN
         self.public_hosts = {self.base_domain, *settings.TENANTRY_PUBLIC_HOSTS}
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        structlog.contextvars.clear_contextvars()
-        request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
-        structlog.contextvars.bind_contextvars(request_id=request_id[:64])
-        use_public()
+        # Bound here and reset on the way out (cheaper than clearing every context variable).
+        # Not a secret, just unique: random's generator is reseeded in every forked worker.
+        request_id = request.META.get("HTTP_X_REQUEST_ID") or f"{random.getrandbits(128):032x}"
+        bound = [structlog.contextvars.bind_contextvars(request_id=request_id[:64])]
+        request._tenantry_log_tokens = bound  # type: ignore[attr-defined]
+        try:
+            response = self._route(request, request_id, reuse=True)
+            if isinstance(response, StaleSnapshot):
+                snapshot = snapshot_current()
+                if snapshot is not None:
+                    snapshot_drop(snapshot.tenant_id)
+                snapshot_close()
+                request.__dict__.pop("_tenantry_principal", None)  # verify the key again
+                use_public()
+                response = self._route(request, request_id, reuse=False)
+            if isinstance(response, StaleSnapshot):  # changed again within the request
+                response = error_response(
+                    status_code=503,
+                    code="tenant_changed",
+                    message="The tenant changed while this request was served; try again.",
+                    headers={"Retry-After": "1"},
+                )
+            return response
+        finally:
+            snapshot_close()
+            use_public()
+            for tokens in reversed(bound):
+                structlog.contextvars.reset_contextvars(**tokens)
 
-        host, _port = split_domain_port(request.get_host())
-        host = host.lower()
-        header_slug = request.headers.get("X-Tenant", "").strip().lower()
+    def _route(self, request: HttpRequest, request_id: str, *, reuse: bool) -> HttpResponse:
+        if not is_public():
+            use_public()
+        host = _domain(request.get_host())  # get_host() checks ALLOWED_HOSTS
+        header_slug = request.META.get("HTTP_X_TENANT", "").strip().lower()
 
         if host in self.public_hosts:
             if not header_slug:
                 request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
                 request.tenant = current_tenant()  # type: ignore[attr-defined]
-                structlog.contextvars.bind_contextvars(tenant="public")
+                self._bind(request, tenant="public")
                 return self._respond(request, request_id)
-            tenant = route_for_slug(header_slug)
+            tenant = _resolve("slug", header_slug, route_for_slug, reuse=reuse)
         else:
-            tenant = route_for_host(host)
+            tenant = _resolve("host", host, route_for_host, reuse=reuse)
             if tenant is not None and header_slug and header_slug != tenant.slug:
                 return error_response(
                     status_code=400,
@@ -98,22 +198,32 @@ class TenantRoutingMiddleware:
             return error_response(
                 status_code=404, code="tenant_not_found", message="No such tenant."
             )
-        structlog.contextvars.bind_contextvars(tenant=tenant.slug)
+        self._bind(request, tenant=tenant.slug)
         refusal = _status_refusal(tenant)
         if refusal is not None:
+            snapshot = snapshot_current()
+            if (
+                snapshot is not None
+                and not snapshot.fresh
+                and generation_check(snapshot) is not True
+            ):
+                return StaleSnapshot()  # refused from a snapshot that may be out of date
             return refusal
 
-        model = tenant.as_model()
-        model.domain_url = host
+        model = _model(tenant, host)
         use_tenant(model)
         request.tenant = model  # type: ignore[attr-defined]
         request.urlconf = settings.ROOT_URLCONF
-        try:
-            return self._respond(request, request_id)
-        finally:
-            use_public()
+        return self._respond(request, request_id)
+
+    @staticmethod
+    def _bind(request: HttpRequest, **values: Any) -> None:
+        request._tenantry_log_tokens.append(  # type: ignore[attr-defined]
+            structlog.contextvars.bind_contextvars(**values)
+        )
 
     def _respond(self, request: HttpRequest, request_id: str) -> HttpResponse:
         response = self.get_response(request)
-        response["X-Request-ID"] = request_id
+        if not isinstance(response, StaleSnapshot):
+            response["X-Request-ID"] = request_id
         return response

@@ -1,8 +1,10 @@
 """Host -> tenant resolution, cached in Redis and invalidated by tenant events.
 
-A warm request resolves its tenant with one cache read and no database query. Entries are
-dropped when a tenant's status or domains change (see ``tenants.subscribers``) and expire
-after ``ROUTE_TTL`` seconds in any case.
+The router keeps resolved routes in the process's tenant snapshot (``core.snapshots``), so a
+warm request resolves its tenant with no query and no Redis read of its own; this module is
+the slower path behind it: one Redis cache read, the database on a miss. Entries are dropped
+when a tenant's status or domains change (see ``tenants.subscribers``), which also replaces
+the tenant's generation token, and expire after ``ROUTE_TTL`` seconds in any case.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from django.core.cache import caches
 
 from core.cache import safe_delete_many, safe_get, safe_set
+from core.snapshots import generation_bump
 from tenants.models import Domain, Tenant
 
 ROUTE_TTL = 300
@@ -104,3 +107,4 @@ def routes_invalidate_tenant(tenant_id: int, *, extra_hosts: Iterable[str] = ())
     hosts = set(Domain.objects.filter(tenant_id=tenant_id).values_list("domain", flat=True))
     hosts.update(extra_hosts)
     routes_invalidate(slugs=[tenant.slug] if tenant else [], hosts=hosts)
+    generation_bump(tenant_id)  # and every process's snapshot of the tenant

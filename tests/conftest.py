@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.cache import caches
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
+from core.snapshots import snapshots_clear
 from tenants.db import use_public
 from tenants.models import Tenant
 
@@ -94,8 +96,16 @@ def session_tenants(
 
 
 @pytest.fixture(autouse=True)
+def _exact_metering(settings: Any) -> None:
+    """Every request makes its own metering round trip, so counts are in Redis at once;
+    credit for busy tenants is tested on its own (tests/usage/test_hot_path.py)."""
+    settings.USAGE_CREDIT_MAX = 0
+
+
+@pytest.fixture(autouse=True)
 def _clean_cache() -> Iterator[None]:
     caches["default"].clear()  # one Redis database for both aliases; flushes throttles too
+    snapshots_clear()  # and the process's tenant snapshots
     yield
     use_public()
 

@@ -1,18 +1,21 @@
 """A tenant's current limits (period, rate, quotas), cached so the hot path never queries.
 
-Built from the current subscription and its plan version; dropped from the cache by every
-subscription event (``usage.subscribers``) and expiring after ``LIMITS_TTL`` in any case.
+Built from the current subscription and its plan version; cached in Redis and in the
+process's tenant snapshot (``core.snapshots``), both dropped by every subscription event
+(``usage.subscribers``); the Redis entry expires after ``LIMITS_TTL`` in any case.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from django.core.cache import caches
 
 from core.cache import safe_delete_many, safe_get, safe_set
+from core.snapshots import generation_bump, snapshot_value
 from subscriptions.models import CURRENT_STATUSES, Subscription
 
 LIMITS_TTL = 300
@@ -47,9 +50,22 @@ class TenantLimits:
     rate_limit_per_minute: int | None
     quotas: dict[str, MetricLimit] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def period_key(self) -> int:
         return period_key_of(self.period_start)
+
+    @cached_property
+    def meter_args(self) -> tuple[int, int, int, int, int]:
+        """(period key, calls quota, calls hard, bandwidth quota, bandwidth hard) within the
+        period, as the metering script takes them (-1: unlimited; 1/0: hard or not)."""
+        calls = self.quotas.get("api_calls")
+        quota = -1 if calls is None or calls.limit is None else calls.limit
+        hard = 1 if calls is not None and calls.is_hard else 0
+        bandwidth = self.quotas.get("bandwidth_bytes")
+        bw_quota, bw_hard = -1, 0
+        if bandwidth is not None and bandwidth.limit is not None:
+            bw_quota, bw_hard = bandwidth.limit, 1 if bandwidth.is_hard else 0
+        return self.period_key, quota, hard, bw_quota, bw_hard
 
     def as_cache(self) -> dict[str, Any]:
         return {
@@ -101,6 +117,10 @@ def limits_load(tenant_id: int) -> TenantLimits | None:
 
 
 def tenant_limits(*, tenant_id: int) -> TenantLimits | None:
+    return snapshot_value(tenant_id, "limits", lambda: _cached_limits(tenant_id))
+
+
+def _cached_limits(tenant_id: int) -> TenantLimits | None:
     cache = caches["shared"]
     cached = safe_get(cache, limits_key(tenant_id))
     if cached is not None:
@@ -114,3 +134,4 @@ def tenant_limits(*, tenant_id: int) -> TenantLimits | None:
 
 def tenant_limits_invalidate(*, tenant_id: int) -> None:
     safe_delete_many(caches["shared"], [limits_key(tenant_id)])
+    generation_bump(tenant_id)

@@ -23,17 +23,20 @@ from __future__ import annotations
 
 import atexit
 import math
+import os
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import redis
 import structlog
 from django.conf import settings
 
+from core.redis import HotScript, redis_client
+from core.redis import reset_client as reset_client
+from core.snapshots import generation_key
 from usage.limits import TenantLimits, period_key_of
 from usage.metrics import API_CALLS, BANDWIDTH_BYTES
 
@@ -58,22 +61,29 @@ def bucket_field(metric: str, day: str, period_key: int) -> str:
     return f"{metric}|{day}|{period_key}"
 
 
-# KEYS: 1 rate, 2 calls counter, 3 bandwidth counter, 4 pending hash, 5 pending tenant set
-# ARGV: 1 now_ms, 2 rate (0 = none), 3 calls quota (-1 = unlimited), 4 hard (1/0), 5 calls to
-#       add, 6 bandwidth to add, 7 calls field, 8 bandwidth field, 9 counter ttl s,
-#       10 tenant id, 11 bandwidth quota (-1 = unlimited), 12 bandwidth hard (1/0)
+# KEYS: 1 rate, 2 calls counter, 3 bandwidth counter, 4 pending hash, 5 pending tenant set,
+#       6 the tenant's generation token (core.snapshots)
+# ARGV: 1 now_ms, 2 rate (0 = none), 3 calls quota (-1 = unlimited), 4 hard (1/0), 5 calls
+#       admitted earlier on credit (counted whatever happens), 6 bandwidth to add, 7 calls
+#       field, 8 bandwidth field, 9 counter ttl s, 10 tenant id, 11 bandwidth quota
+#       (-1 = unlimited), 12 bandwidth hard (1/0), 13 the token the request's snapshot was
+#       made under ('' = its data is fresh), 14 credit wanted, 15 unused credit given back,
+#       16 credit headroom: calls that must be left under a hard quota for credit
+# Returns {allowed, code, retry_ms, remaining, reset_ms, used, bandwidth, credit}.
 METER_LUA = """
 local now = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local quota = tonumber(ARGV[3])
 local hard = tonumber(ARGV[4])
-local calls = tonumber(ARGV[5])
+local earlier = tonumber(ARGV[5])
 local bytes = tonumber(ARGV[6])
 local ttl = tonumber(ARGV[9])
 local bw_quota = tonumber(ARGV[11])
 local bw_hard = tonumber(ARGV[12])
+local want = tonumber(ARGV[14])
+local unused = tonumber(ARGV[15])
 
--- Bytes of earlier responses are counted whatever happens to this request.
+-- What was admitted or sent before this request is counted whatever happens to it.
 local bw = tonumber(redis.call('GET', KEYS[3]) or '0')
 if bytes > 0 then
   bw = redis.call('INCRBY', KEYS[3], bytes)
@@ -81,48 +91,88 @@ if bytes > 0 then
   redis.call('HINCRBY', KEYS[4], ARGV[8], bytes)
   redis.call('SADD', KEYS[5], ARGV[10])
 end
+local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+if earlier > 0 then
+  used = redis.call('INCRBY', KEYS[2], earlier)
+  redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('HINCRBY', KEYS[4], ARGV[7], earlier)
+  redis.call('SADD', KEYS[5], ARGV[10])
+end
+
+local interval = 0
+local tat = now
+if rate > 0 then
+  interval = 60000 / rate
+  tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+  -- Credit granted earlier and not used goes back into the bucket.
+  if unused > 0 then tat = tat - unused * interval end
+  if tat < now then tat = now end
+end
+
+-- A request served from a stale snapshot (a key revoked, a plan changed, ...) is not
+-- counted: the router serves it again from fresh data.
+-- (A missing token is stale too: the router's fresh load creates one.)
+if ARGV[13] ~= '' and redis.call('GET', KEYS[6]) ~= ARGV[13] then
+  if rate > 0 and unused > 0 then
+    redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1)
+  end
+  return {0, 'stale', 0, -1, 0, -1, bw, 0}
+end
 
 local new_tat = 0
 local remaining = -1
-if rate > 0 and calls > 0 then
-  local interval = 60000 / rate
-  local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-  if tat < now then tat = now end
+if rate > 0 then
   new_tat = tat + interval
   local allow_at = new_tat - 60000
   if now < allow_at then
-    return {0, 'rate_limited', math.ceil(allow_at - now), 0, math.ceil(tat - now), -1, bw}
+    redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1)
+    return {0, 'rate_limited', math.ceil(allow_at - now), 0, math.ceil(tat - now), -1, bw, 0}
   end
   remaining = math.floor((now - allow_at) / interval)
 end
 
-local used = tonumber(redis.call('GET', KEYS[2]) or '0')
-if calls > 0 and quota >= 0 and hard == 1 and used + calls > quota then
-  return {0, 'quota_exceeded', 0, remaining, 0, used, bw}
+if quota >= 0 and hard == 1 and used + 1 > quota then
+  return {0, 'quota_exceeded', 0, remaining, 0, used, bw, 0}
 end
-if calls > 0 and bw_quota >= 0 and bw_hard == 1 and bw >= bw_quota then
-  return {0, 'quota_exceeded', 0, remaining, 0, used, bw}
+if bw_quota >= 0 and bw_hard == 1 and bw >= bw_quota then
+  return {0, 'quota_exceeded', 0, remaining, 0, used, bw, 0}
 end
 
-if rate > 0 and calls > 0 then
+-- Credit: requests the process may admit on its own. Under a hard quota at most half of
+-- what is left of it, and only while more than the headroom is left (and a tenth of a hard
+-- bandwidth quota), so fewer than headroom / credit processes cannot pass it together;
+-- taken from the rate bucket now, at most half of what is left in it, so the rate limit
+-- holds exactly.
+local credit = 0
+if want > 0 and hard == 1 and quota - used < tonumber(ARGV[16]) then want = 0 end
+if want > 0 and bw_hard == 1 and (bw_quota - bw) * 10 < bw_quota then want = 0 end
+if want > 0 then
+  credit = want
+  if hard == 1 and quota >= 0 then credit = math.min(credit, math.floor((quota - used - 1) / 2)) end
+  if rate > 0 then
+    credit = math.min(credit, math.floor(remaining / 2))
+    new_tat = new_tat + credit * interval
+    remaining = remaining - credit
+  end
+end
+
+if rate > 0 then
   redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now))
 end
-if calls > 0 then
-  used = redis.call('INCRBY', KEYS[2], calls)
-  redis.call('EXPIRE', KEYS[2], ttl)
-  redis.call('HINCRBY', KEYS[4], ARGV[7], calls)
-  redis.call('SADD', KEYS[5], ARGV[10])
-end
+used = redis.call('INCRBY', KEYS[2], 1)
+redis.call('EXPIRE', KEYS[2], ttl)
+redis.call('HINCRBY', KEYS[4], ARGV[7], 1)
+redis.call('SADD', KEYS[5], ARGV[10])
 local reset = 0
 if new_tat > 0 then reset = math.ceil(new_tat - now) end
-return {1, 'ok', 0, remaining, reset, used, bw}
+return {1, 'ok', 0, remaining, reset, used, bw, credit}
 """
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class MeterResult:
     allowed: bool
-    code: str  # ok | rate_limited | quota_exceeded | unavailable
+    code: str  # ok | rate_limited | quota_exceeded | unavailable | stale
     retry_after_s: int = 0
     rate_limit: int | None = None
     rate_remaining: int | None = None
@@ -131,36 +181,14 @@ class MeterResult:
     bandwidth_used: int | None = None  # bandwidth counted in the period so far
     bandwidth_added: int = 0  # bytes of earlier responses counted with this request
     degraded: bool = False  # Redis was down; the request was counted in the process
+    sent: bool = False  # stale after a lost reply: the script may have counted it already
+    calls_added: int = 1  # api_calls counted by this call (this request and earlier credit)
+    credit: int = 0  # requests this process may admit for the tenant on its own
+    local: bool = False  # admitted on credit, without a round trip
+    bucket: tuple[int, str] | None = None  # (period key, day) the request was counted in
 
 
-_client_lock = threading.Lock()
-_client: redis.Redis | None = None
-_script: Any = None
-
-
-def redis_client() -> redis.Redis:
-    global _client, _script
-    with _client_lock:
-        if _client is None:
-            _client = redis.Redis.from_url(
-                settings.REDIS_URL,
-                socket_timeout=settings.USAGE_REDIS_TIMEOUT,
-                socket_connect_timeout=settings.USAGE_REDIS_TIMEOUT,
-            )
-            _script = _client.register_script(METER_LUA)
-        return _client
-
-
-def _meter_script() -> Any:
-    redis_client()
-    return _script
-
-
-def reset_client() -> None:
-    """Forget the connection (tests point REDIS_URL elsewhere)."""
-    global _client, _script
-    with _client_lock:
-        _client, _script = None, None
+_script = HotScript(METER_LUA)
 
 
 class _LocalBuffer:
@@ -170,12 +198,21 @@ class _LocalBuffer:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.bandwidth: dict[tuple[int, int, str], int] = defaultdict(int)  # (tenant, period, day)
+        self.calls: dict[tuple[int, int, str], int] = defaultdict(int)  # admitted on credit
         self.offline: dict[tuple[int, str, str, int], int] = defaultdict(int)
         self.last_flush = time.monotonic()
 
     def take_bandwidth(self, tenant_id: int, period_key: int, day: str) -> int:
         with self.lock:
             return self.bandwidth.pop((tenant_id, period_key, day), 0)
+
+    def take_calls(self, tenant_id: int, period_key: int, day: str) -> int:
+        with self.lock:
+            return self.calls.pop((tenant_id, period_key, day), 0)
+
+    def add_call(self, tenant_id: int, period_key: int, day: str) -> None:
+        with self.lock:
+            self.calls[(tenant_id, period_key, day)] += 1
 
     def add_bandwidth(self, tenant_id: int, period_key: int, day: str, nbytes: int) -> None:
         with self.lock:
@@ -193,8 +230,12 @@ class _LocalBuffer:
             for (tenant_id, period_key, day), nbytes in self.bandwidth.items():
                 key = (tenant_id, BANDWIDTH_BYTES, day, period_key)
                 out[key] = out.get(key, 0) + nbytes
+            for (tenant_id, period_key, day), calls in self.calls.items():
+                key = (tenant_id, API_CALLS, day, period_key)
+                out[key] = out.get(key, 0) + calls
             self.offline.clear()
             self.bandwidth.clear()
+            self.calls.clear()
             self.last_flush = time.monotonic()
             return out
 
@@ -235,53 +276,141 @@ def replay_local(client: redis.Redis | None = None) -> int:
 
 atexit.register(replay_local)
 
+CREDIT_FLUSH_SECONDS = 1.0
+_flusher_pid = 0
+
+
+def _flush_credit_counts() -> None:
+    while True:
+        time.sleep(CREDIT_FLUSH_SECONDS)
+        if buffer.calls:
+            replay_local_safely()
+
+
+def _flusher_ensure() -> None:
+    """Start (once per process, after any fork) the thread that sends counts of requests
+    admitted on credit to Redis within about a second, when no round trip takes them."""
+    global _flusher_pid
+    if _flusher_pid != os.getpid():
+        _flusher_pid = os.getpid()
+        threading.Thread(
+            target=_flush_credit_counts, name="usage-credit-flush", daemon=True
+        ).start()
+
+
+_day_memo: tuple[int, str] = (-1, "")
+
 
 def _day(now: datetime) -> str:
-    return now.astimezone(UTC).strftime("%Y-%m-%d")
+    global _day_memo
+    number = int(now.timestamp()) // 86400
+    if _day_memo[0] != number:
+        _day_memo = (number, now.astimezone(UTC).strftime("%Y-%m-%d"))
+    return _day_memo[1]
 
 
-def meter_request(*, limits: TenantLimits, now: datetime | None = None) -> MeterResult:
-    """Check the rate limit and the api_calls quota and count one request."""
+@dataclass
+class _Credit:
+    """Requests a process may admit for a tenant without a round trip (see the module doc)."""
+
+    token: str
+    period: int
+    day: str
+    left: int
+    expires: float  # a POSIX time
+    rate_limit: int | None
+    rate_remaining: int | None  # left in the bucket at the grant, besides the credit
+    rate_reset_s: int
+
+
+_credits: dict[int, _Credit] = {}
+_last_call: dict[int, float] = {}  # tenant -> POSIX time of its last round trip from here
+
+
+def credits_clear() -> None:
+    _credits.clear()
+    _last_call.clear()
+
+
+def _limits_args(limits: TenantLimits, now: datetime) -> tuple[int, int, int, int, int]:
+    """(period, calls quota, calls hard, bandwidth quota, bandwidth hard) for the script."""
+    if now < limits.period_end:
+        return limits.meter_args
+    # The period ended and the renewal has not run yet: count into the next period, which
+    # starts where this one ended, and enforce no quota meanwhile.
+    return period_key_of(limits.period_end), -1, 0, -1, 0
+
+
+def meter_request(
+    *, limits: TenantLimits, now: datetime | None = None, snapshot_token: str | None = None
+) -> MeterResult:
+    """Check the rate limit and the api_calls quota and count one request.
+
+    ``snapshot_token`` is the generation token of the process-local snapshot that ``limits``
+    (and the request's route and key) came from, or None when they were loaded fresh. When
+    the tenant's token in Redis differs, nothing is counted and the code is ``stale``; so it
+    is when Redis cannot be reached, since the snapshot cannot be checked then either.
+
+    A request the process holds credit for (same snapshot token, period and day, credit not
+    expired) is admitted and counted here without a round trip; its count goes to Redis with
+    the tenant's next round trip, or with the periodic local flush.
+    """
     now = now or datetime.now(UTC)
     day = _day(now)
-    period = limits.period_key
-    if now >= limits.period_end:
-        # The period ended and the renewal has not run yet: count into the next period,
-        # which starts where this one ended, and enforce no quota meanwhile.
-        period, quota, hard = period_key_of(limits.period_end), -1, 0
-    else:
-        calls_limit = limits.quotas.get(API_CALLS)
-        quota = -1 if calls_limit is None or calls_limit.limit is None else calls_limit.limit
-        hard = 1 if calls_limit is not None and calls_limit.is_hard else 0
-    bw_limit = limits.quotas.get(BANDWIDTH_BYTES)
-    in_period = now < limits.period_end
-    has_bw_limit = bw_limit is not None and bw_limit.limit is not None and in_period
-    bw_quota = (
-        bw_limit.limit
-        if has_bw_limit and bw_limit is not None and bw_limit.limit is not None
-        else -1
-    )
-    bw_hard = 1 if has_bw_limit and bw_limit is not None and bw_limit.is_hard else 0
-    rate = limits.rate_limit_per_minute or 0
     tenant_id = limits.tenant_id
+    period, quota, hard, bw_quota, bw_hard = _limits_args(limits, now)
+    stamp = now.timestamp()
+    unused = 0
+    credit = _credits.pop(tenant_id, None)
+    if credit is not None:
+        if (
+            credit.left > 0
+            and snapshot_token is not None
+            and credit.token == snapshot_token
+            and credit.period == period
+            and credit.day == day
+            and stamp < credit.expires
+        ):
+            credit.left -= 1
+            _credits[tenant_id] = credit
+            buffer.add_call(tenant_id, period, day)
+            return MeterResult(
+                allowed=True,
+                code="ok",
+                rate_limit=credit.rate_limit,
+                rate_remaining=(
+                    None if credit.rate_remaining is None else credit.rate_remaining + credit.left
+                ),
+                rate_reset_s=credit.rate_reset_s,
+                calls_added=0,
+                local=True,
+                bucket=(period, day),
+            )
+        unused = credit.left
+    rate = limits.rate_limit_per_minute or 0
+    hot = stamp - _last_call.get(tenant_id, 0.0) < settings.USAGE_CREDIT_SECONDS
+    want = settings.USAGE_CREDIT_MAX if hot and snapshot_token is not None else 0
+    _last_call[tenant_id] = stamp
+    earlier = buffer.take_calls(tenant_id, period, day)
     pending_bytes = buffer.take_bandwidth(tenant_id, period, day)
     try:
         if buffer.offline and buffer.last_flush + LOCAL_FLUSH_SECONDS < time.monotonic():
             replay_local()
-        raw = _meter_script()(
-            keys=[
+        raw = _script(
+            [
                 rate_key(tenant_id),
                 period_counter_key(tenant_id, API_CALLS, period),
                 period_counter_key(tenant_id, BANDWIDTH_BYTES, period),
                 pending_key(tenant_id),
                 PENDING_TENANTS,
+                generation_key(tenant_id),
             ],
-            args=[
-                int(now.timestamp() * 1000),
+            [
+                int(stamp * 1000),
                 rate,
                 quota,
                 hard,
-                1,
+                earlier,
                 pending_bytes,
                 bucket_field(API_CALLS, day, period),
                 bucket_field(BANDWIDTH_BYTES, day, period),
@@ -289,18 +418,29 @@ def meter_request(*, limits: TenantLimits, now: datetime | None = None) -> Meter
                 tenant_id,
                 bw_quota,
                 bw_hard,
+                snapshot_token or "",
+                want,
+                unused,
+                settings.USAGE_CREDIT_HEADROOM,
             ],
         )
     except redis.TimeoutError as exc:
         # The script may have run on the server: counting it here too could count it twice,
-        # so the outcome is left unknown (at most this request goes uncounted).
+        # so the outcome is left unknown (at most this request, and what it carried, goes
+        # uncounted).
         log.warning("metering_timeout", error=str(exc))
+        if snapshot_token is not None:
+            return MeterResult(allowed=False, code="stale", degraded=True, sent=True)
         if settings.USAGE_FAIL_MODE == "closed":
             return MeterResult(allowed=False, code="unavailable", retry_after_s=5, degraded=True)
         return MeterResult(allowed=True, code="ok", rate_limit=rate or None, degraded=True)
     except (redis.RedisError, OSError) as exc:
         if pending_bytes:
             buffer.add_offline(tenant_id, BANDWIDTH_BYTES, day, period, pending_bytes)
+        if earlier:
+            buffer.add_offline(tenant_id, API_CALLS, day, period, earlier)
+        if snapshot_token is not None:
+            return MeterResult(allowed=False, code="stale", degraded=True)
         if settings.USAGE_FAIL_MODE == "closed":
             log.warning("metering_unavailable", mode="closed", error=str(exc))
             return MeterResult(allowed=False, code="unavailable", retry_after_s=5, degraded=True)
@@ -308,19 +448,24 @@ def meter_request(*, limits: TenantLimits, now: datetime | None = None) -> Meter
         buffer.add_offline(tenant_id, API_CALLS, day, period, 1)
         return MeterResult(allowed=True, code="ok", rate_limit=rate or None, degraded=True)
 
-    allowed, code, retry_ms, remaining, reset_ms, used, bandwidth = (
+    code = raw[1].decode() if isinstance(raw[1], bytes) else str(raw[1])
+    allowed, retry_ms, remaining, reset_ms, used, bandwidth, granted = (
         int(raw[0]),
-        raw[1].decode() if isinstance(raw[1], bytes) else str(raw[1]),
         int(raw[2]),
         int(raw[3]),
         int(raw[4]),
         int(raw[5]),
         int(raw[6]),
+        int(raw[7]),
     )
+    if code == "stale":
+        return MeterResult(
+            allowed=False, code=code, bandwidth_added=pending_bytes, calls_added=earlier
+        )
     retry_after = math.ceil(retry_ms / 1000) if code == "rate_limited" else 0
     if code == "quota_exceeded":
         retry_after = max(1, math.ceil((limits.period_end - now).total_seconds()))
-    return MeterResult(
+    result = MeterResult(
         allowed=bool(allowed),
         code=code,
         retry_after_s=max(retry_after, 1 if not allowed else 0),
@@ -330,16 +475,43 @@ def meter_request(*, limits: TenantLimits, now: datetime | None = None) -> Meter
         used=used if used >= 0 else None,
         bandwidth_used=bandwidth,
         bandwidth_added=pending_bytes,
+        calls_added=earlier + (1 if allowed else 0),
+        credit=granted,
+        bucket=(period, day),
     )
+    if granted > 0 and snapshot_token is not None:
+        _flusher_ensure()
+        _credits[tenant_id] = _Credit(
+            token=snapshot_token,
+            period=period,
+            day=day,
+            left=granted,
+            expires=stamp + settings.USAGE_CREDIT_SECONDS,
+            rate_limit=result.rate_limit,
+            rate_remaining=result.rate_remaining,
+            rate_reset_s=result.rate_reset_s,
+        )
+    return result
 
 
-def meter_bandwidth(*, limits: TenantLimits, nbytes: int, now: datetime | None = None) -> None:
-    """Remember a response's size; it is sent with the tenant's next metered call."""
+def meter_bandwidth(
+    *,
+    limits: TenantLimits,
+    nbytes: int,
+    now: datetime | None = None,
+    bucket: tuple[int, str] | None = None,
+) -> None:
+    """Remember a response's size; it is sent with the tenant's next metered call.
+
+    ``bucket`` is the (period key, day) of the request's own count (``MeterResult.bucket``).
+    """
     if nbytes <= 0:
         return
-    now = now or datetime.now(UTC)
-    period = limits.period_key if now < limits.period_end else period_key_of(limits.period_end)
-    buffer.add_bandwidth(limits.tenant_id, period, _day(now), nbytes)
+    if bucket is None:
+        now = now or datetime.now(UTC)
+        period = limits.period_key if now < limits.period_end else period_key_of(limits.period_end)
+        bucket = (period, _day(now))
+    buffer.add_bandwidth(limits.tenant_id, bucket[0], bucket[1], nbytes)
     if buffer.last_flush + LOCAL_FLUSH_SECONDS < time.monotonic():
         replay_local_safely()
 

@@ -14,6 +14,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from core.api.errors import error_response
+from core.snapshots import StaleSnapshot, generation_check, snapshot_current
+from tenants.api.authentication import principal_from_request
 from usage.limits import tenant_limits
 from usage.meter import MeterResult, meter_bandwidth, meter_request
 from usage.services import quota_thresholds_check
@@ -27,30 +29,47 @@ def _headers(response: HttpResponse, result: MeterResult) -> None:
         response["X-RateLimit-Reset"] = str(result.rate_reset_s)
 
 
+def _unmetered(request: HttpRequest) -> bool:
+    """Whether the request's snapshot is still current (checked with one GET); a request
+    served from a fresh snapshot, or from none, needs no check."""
+    snapshot = snapshot_current()
+    if snapshot is None or snapshot.fresh:
+        return True
+    return generation_check(snapshot) is True
+
+
 class UsageMeteringMiddleware:
+    """Meters tenant API requests; must directly follow the tenant router (see there)."""
+
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not settings.USAGE_METERING_ENABLED:
-            return self.get_response(request)
         tenant: Any = getattr(request, "tenant", None)
         if (
-            tenant is None
+            not settings.USAGE_METERING_ENABLED
+            or tenant is None
             or getattr(tenant, "pk", None) is None
             or not request.path.startswith("/api/")
         ):
-            return self.get_response(request)
-        from tenants.api.authentication import principal_from_request
-
+            return self._pass(request)
         principal = principal_from_request(request)
         if principal is None:
-            return self.get_response(request)
+            return self._pass(request)
         limits = tenant_limits(tenant_id=tenant.pk)
         if limits is None:  # no current subscription: the 402 check answers
-            return self.get_response(request)
+            return self._pass(request)
+        if getattr(request, "_tenantry_meter_sent", False):
+            # Served again after a metering reply was lost: it may have been counted already.
+            return self._pass(request)
 
-        result = meter_request(limits=limits)
+        snapshot = snapshot_current()
+        token = snapshot.token if snapshot is not None and not snapshot.fresh else None
+        result = meter_request(limits=limits, snapshot_token=token)
+        if result.code == "stale":
+            if result.sent:
+                request._tenantry_meter_sent = True  # type: ignore[attr-defined]
+            return StaleSnapshot()
         response: HttpResponse
         if not result.allowed:
             if result.code == "unavailable":
@@ -77,7 +96,12 @@ class UsageMeteringMiddleware:
             return response
 
         if result.used is not None:
-            quota_thresholds_check(limits=limits, metric="api_calls", used=result.used)
+            quota_thresholds_check(
+                limits=limits,
+                metric="api_calls",
+                used=result.used,
+                previous=result.used - result.calls_added,
+            )
         if result.bandwidth_added and result.bandwidth_used is not None:
             quota_thresholds_check(
                 limits=limits,
@@ -88,5 +112,10 @@ class UsageMeteringMiddleware:
         response = self.get_response(request)
         _headers(response, result)
         if not response.streaming:
-            meter_bandwidth(limits=limits, nbytes=len(response.content))
+            meter_bandwidth(limits=limits, nbytes=len(response.content), bucket=result.bucket)
         return response
+
+    def _pass(self, request: HttpRequest) -> HttpResponse:
+        if not _unmetered(request):
+            return StaleSnapshot()
+        return self.get_response(request)

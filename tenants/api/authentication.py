@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from tenants.db import current_schema, is_public
+from tenants.db import PUBLIC_SCHEMA, current_schema
 from tenants.workspace.selectors import VerifiedKey, api_key_verify
 
 KEYWORD = "Bearer"
@@ -43,13 +43,18 @@ def _verify(request: HttpRequest) -> TenantPrincipal | str | None:
     result: TenantPrincipal | str | None = None
     tenant: Any = getattr(request, "tenant", None)
     header = request.META.get("HTTP_AUTHORIZATION", "")
-    on_tenant = tenant is not None and not is_public() and current_schema() == tenant.schema_name
+    # The key is looked up in the current schema: it must be this tenant's own.
+    on_tenant = (
+        tenant is not None
+        and tenant.schema_name != PUBLIC_SCHEMA
+        and current_schema() == tenant.schema_name
+    )
     if on_tenant and header:
         scheme, _, raw_key = header.partition(" ")
         if scheme.lower() != KEYWORD.lower() or not raw_key.strip():
             result = "Use 'Authorization: Bearer <api key>'."
         else:
-            verified = api_key_verify(raw_key=raw_key.strip())
+            verified = api_key_verify(raw_key=raw_key.strip(), tenant_id=tenant.pk)
             result = (
                 TenantPrincipal(tenant_id=tenant.pk, tenant_slug=tenant.slug, api_key=verified)
                 if verified is not None

@@ -11,6 +11,7 @@ from django.utils import timezone
 from core.audit import Actor, audit_record
 from core.errors import Conflict, NotFound
 from core.events import event_record
+from core.snapshots import generation_bump
 from tenants.workspace.keys import key_generate
 from tenants.workspace.models import ApiKey, Member, MemberRole
 
@@ -98,5 +99,11 @@ def api_key_revoke(*, api_key_id: int, actor: Actor) -> ApiKey:
     # still authenticates from the cache; deleting twice is harmless.
     cache_key = api_key_cache_key(api_key.key_hash)
     cache.delete(cache_key)
-    transaction.on_commit(lambda: cache.delete(cache_key))
+
+    def forget() -> None:
+        cache.delete(cache_key)
+        if tenant_id is not None:
+            generation_bump(tenant_id)  # every process's snapshot of this tenant
+
+    transaction.on_commit(forget)
     return api_key

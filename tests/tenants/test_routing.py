@@ -153,3 +153,19 @@ def test_domain_change_invalidates_cached_routes(api, alpha, django_capture_on_c
         )
     assert get(api, "old.alpha.example", alpha.api_key).status_code == 404
     assert get(api, "new.alpha.example", alpha.api_key).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("host", "domain"),
+    [
+        ("Acme.localhost", "acme.localhost"),
+        ("acme.localhost:8000", "acme.localhost"),
+        ("[::1]", "[::1]"),
+        ("[::1]:8000", "[::1]"),
+        ("127.0.0.1:80", "127.0.0.1"),
+    ],
+)
+def test_the_router_drops_the_port_of_a_validated_host(host, domain):
+    from tenants.middleware import _domain
+
+    assert _domain(host) == domain

@@ -46,9 +46,11 @@ METERED_PLANS = {
 @pytest.fixture(autouse=True)
 def _clean_meter_buffer() -> Iterator[None]:
     meter.buffer.drain()
+    meter.credits_clear()
     meter.reset_client()
     yield
     meter.buffer.drain()
+    meter.credits_clear()
     meter.reset_client()
 
 
