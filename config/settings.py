@@ -183,10 +183,8 @@ SIGNUP_RATE: str = env.str("SIGNUP_RATE", default="20/hour")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.api.authentication.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": [
-        "rest_framework.permissions.IsAuthenticated",
-        "subscriptions.api.permissions.SubscriptionActive",
-    ],
+    # Authenticated and a subscription that allows use, in one class (see there).
+    "DEFAULT_PERMISSION_CLASSES": ["subscriptions.api.permissions.SubscriptionActive"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -155,6 +155,7 @@ class TenantRoutingMiddleware:
                     snapshot_drop(snapshot.tenant_id)
                 snapshot_close()
                 request.__dict__.pop("_tenantry_principal", None)  # verify the key again
+                request.__dict__.pop("_tenantry_schema", None)
                 use_public()
                 response = self._route(request, request_id, reuse=False)
             if isinstance(response, StaleSnapshot):  # changed again within the request
@@ -213,6 +214,7 @@ class TenantRoutingMiddleware:
         model = _model(tenant, host)
         use_tenant(model)
         request.tenant = model  # type: ignore[attr-defined]
+        request._tenantry_schema = model.schema_name  # type: ignore[attr-defined]
         request.urlconf = settings.ROOT_URLCONF
         return self._respond(request, request_id)
 

@@ -23,12 +23,20 @@ class PaymentRequired(ApplicationError):
 
 
 class SubscriptionActive(BasePermission):
+    """Authenticated (as ``IsAuthenticated``), and on a tenant whose subscription allows use.
+
+    One class for both, the default of every tenant view: one permission check per request.
+    """
+
     def has_permission(self, request: Request, view: Any) -> bool:
+        user: Any = request.user
+        if not (user and user.is_authenticated):
+            return False  # DRF answers 401 (or 403 without an authenticator)
         if getattr(view, "allow_inactive_subscription", False):
             return True
-        tenant_id = getattr(request.user, "tenant_id", None)
+        tenant_id = getattr(user, "tenant_id", None)
         if tenant_id is None:
-            return True  # not a tenant request (public host); authentication decides
+            return True  # not a tenant request (public host)
         allowed, access = subscription_access_allows(tenant_id=tenant_id)
         if not allowed:
             raise PaymentRequired(

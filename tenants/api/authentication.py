@@ -9,7 +9,9 @@ from django.http import HttpRequest
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from core.snapshots import snapshot_value
 from tenants.db import PUBLIC_SCHEMA, current_schema
+from tenants.workspace.keys import key_hash
 from tenants.workspace.selectors import VerifiedKey, api_key_verify
 
 KEYWORD = "Bearer"
@@ -43,25 +45,37 @@ def _verify(request: HttpRequest) -> TenantPrincipal | str | None:
     result: TenantPrincipal | str | None = None
     tenant: Any = getattr(request, "tenant", None)
     header = request.META.get("HTTP_AUTHORIZATION", "")
-    # The key is looked up in the current schema: it must be this tenant's own.
+    # The key is looked up in the current schema: it must be this tenant's own (the router
+    # records the schema it switched to; anything else is checked on the connection).
+    schema = getattr(request, "_tenantry_schema", None) or current_schema()
     on_tenant = (
-        tenant is not None
-        and tenant.schema_name != PUBLIC_SCHEMA
-        and current_schema() == tenant.schema_name
+        tenant is not None and tenant.schema_name != PUBLIC_SCHEMA and schema == tenant.schema_name
     )
     if on_tenant and header:
         scheme, _, raw_key = header.partition(" ")
-        if scheme.lower() != KEYWORD.lower() or not raw_key.strip():
+        raw_key = raw_key.strip()
+        if scheme.lower() != "bearer" or not raw_key:
             result = "Use 'Authorization: Bearer <api key>'."
         else:
-            verified = api_key_verify(raw_key=raw_key.strip(), tenant_id=tenant.pk)
-            result = (
-                TenantPrincipal(tenant_id=tenant.pk, tenant_slug=tenant.slug, api_key=verified)
-                if verified is not None
-                else "The API key is not valid for this tenant."
+            result = snapshot_value(
+                tenant.pk,
+                "principal:" + key_hash(raw_key),
+                lambda: _principal(tenant, raw_key),
+                keep=_is_principal,
             )
     request._tenantry_principal = result  # type: ignore[attr-defined]
     return result
+
+
+def _principal(tenant: Any, raw_key: str) -> TenantPrincipal | str:
+    verified = api_key_verify(raw_key=raw_key, tenant_id=None)
+    if verified is None:
+        return "The API key is not valid for this tenant."
+    return TenantPrincipal(tenant_id=tenant.pk, tenant_slug=tenant.slug, api_key=verified)
+
+
+def _is_principal(value: TenantPrincipal | str) -> bool:
+    return isinstance(value, TenantPrincipal)
 
 
 def principal_from_request(request: HttpRequest) -> TenantPrincipal | None:
