@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 PUBLIC_SCHEMA = "public"  # django-tenants' default PUBLIC_SCHEMA_NAME, which we keep
 
 
 def _conn() -> Any:
     return connection  # django-tenants' DatabaseWrapper: set_tenant, schema_name, ...
+
+
+def request_connection() -> Any:
+    """This thread's default connection itself, for code that switches it several times in
+    one request (each use of ``connection`` looks it up again)."""
+    return connections[DEFAULT_DB_ALIAS]
 
 
 def use_tenant(tenant: Any) -> None:

@@ -30,7 +30,7 @@ from core.snapshots import (
     snapshot_index,
     snapshot_open,
 )
-from tenants.db import current_tenant, is_public, use_public, use_tenant
+from tenants.db import PUBLIC_SCHEMA, current_tenant, request_connection
 from tenants.models import TenantStatus
 from tenants.routing import RoutedTenant, route_for_host, route_for_slug
 
@@ -145,10 +145,11 @@ class TenantRoutingMiddleware:
         # Bound here and reset on the way out (cheaper than clearing every context variable).
         # Not a secret, just unique: random's generator is reseeded in every forked worker.
         request_id = request.META.get("HTTP_X_REQUEST_ID") or f"{random.getrandbits(128):032x}"
+        conn = request_connection()
         bound = [structlog.contextvars.bind_contextvars(request_id=request_id[:64])]
         request._tenantry_log_tokens = bound  # type: ignore[attr-defined]
         try:
-            response = self._route(request, request_id, reuse=True)
+            response = self._route(request, request_id, reuse=True, conn=conn)
             if isinstance(response, StaleSnapshot):
                 snapshot = snapshot_current()
                 if snapshot is not None:
@@ -156,8 +157,8 @@ class TenantRoutingMiddleware:
                 snapshot_close()
                 request.__dict__.pop("_tenantry_principal", None)  # verify the key again
                 request.__dict__.pop("_tenantry_schema", None)
-                use_public()
-                response = self._route(request, request_id, reuse=False)
+                conn.set_schema_to_public()
+                response = self._route(request, request_id, reuse=False, conn=conn)
             if isinstance(response, StaleSnapshot):  # changed again within the request
                 response = error_response(
                     status_code=503,
@@ -168,13 +169,15 @@ class TenantRoutingMiddleware:
             return response
         finally:
             snapshot_close()
-            use_public()
+            conn.set_schema_to_public()
             for tokens in reversed(bound):
                 structlog.contextvars.reset_contextvars(**tokens)
 
-    def _route(self, request: HttpRequest, request_id: str, *, reuse: bool) -> HttpResponse:
-        if not is_public():
-            use_public()
+    def _route(
+        self, request: HttpRequest, request_id: str, *, reuse: bool, conn: Any
+    ) -> HttpResponse:
+        if conn.schema_name != PUBLIC_SCHEMA:
+            conn.set_schema_to_public()
         host = _domain(request.get_host())  # get_host() checks ALLOWED_HOSTS
         header_slug = request.META.get("HTTP_X_TENANT", "").strip().lower()
 
@@ -212,7 +215,7 @@ class TenantRoutingMiddleware:
             return refusal
 
         model = _model(tenant, host)
-        use_tenant(model)
+        conn.set_tenant(model)
         request.tenant = model  # type: ignore[attr-defined]
         request._tenantry_schema = model.schema_name  # type: ignore[attr-defined]
         request.urlconf = settings.ROOT_URLCONF
