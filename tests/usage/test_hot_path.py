@@ -21,7 +21,7 @@ from core.audit import SYSTEM
 from core.redis import redis_client
 from subscriptions.catalog import catalog_sync
 from tenants.models import Tenant, TenantStatus
-from tenants.routing import host_key
+from tenants.routing import host_key, slug_key
 from tenants.workspace.keys import key_hash
 from tenants.workspace.models import ApiKey
 from tenants.workspace.services import api_key_cache_key
@@ -212,3 +212,20 @@ def test_credit_ends_with_its_snapshot_and_its_time(alpha, alpha_client, monkeyp
     assert meter._credits.get(alpha.tenant.pk) is None or (
         meter._credits[alpha.tenant.pk].token == snapshots._store[alpha.tenant.pk].token
     )
+
+
+def test_x_tenant_routes_come_from_the_snapshot_and_are_checked_too(alpha, api):
+    def whoami():
+        return api.get(
+            WHOAMI,
+            HTTP_HOST="localhost",
+            HTTP_X_TENANT="alpha",
+            HTTP_AUTHORIZATION=f"Bearer {alpha.api_key}",
+        )
+
+    assert whoami().json()["tenant"] == "alpha"
+    assert snapshots.snapshot_find("slug:alpha") is not None
+    Tenant.objects.filter(pk=alpha.tenant.pk).update(status=TenantStatus.SUSPENDED)
+    caches["shared"].delete_many([slug_key("alpha"), host_key(alpha.host)])
+    another_process_invalidates(alpha.tenant.pk)
+    assert whoami().status_code == 403
