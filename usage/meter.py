@@ -29,6 +29,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 import structlog
@@ -37,7 +38,7 @@ from django.conf import settings
 from core.redis import HotScript, redis_client
 from core.redis import reset_client as reset_client
 from core.snapshots import generation_key
-from usage.limits import TenantLimits, period_key_of
+from usage.limits import TenantLimits, period_key_of, period_start_of
 from usage.metrics import API_CALLS, BANDWIDTH_BYTES
 
 log = structlog.get_logger(__name__)
@@ -68,7 +69,9 @@ def bucket_field(metric: str, day: str, period_key: int) -> str:
 #       field, 8 bandwidth field, 9 counter ttl s, 10 tenant id, 11 bandwidth quota
 #       (-1 = unlimited), 12 bandwidth hard (1/0), 13 the token the request's snapshot was
 #       made under ('' = its data is fresh), 14 credit wanted, 15 unused credit given back,
-#       16 credit headroom: calls that must be left under a hard quota for credit
+#       16 credit headroom: calls that must be left under a hard quota for credit,
+#       17 '1': a hard quota applies, so a missing calls counter must be seeded first
+# (from PostgreSQL, by the caller: after a Redis restart or at a period's first request)
 # Returns {allowed, code, retry_ms, remaining, reset_ms, used, bandwidth, credit}.
 METER_LUA = """
 local now = tonumber(ARGV[1])
@@ -82,6 +85,11 @@ local bw_quota = tonumber(ARGV[11])
 local bw_hard = tonumber(ARGV[12])
 local want = tonumber(ARGV[14])
 local unused = tonumber(ARGV[15])
+
+-- A hard quota is never checked against a counter Redis lost: the caller seeds it first.
+if ARGV[17] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
+  return {0, 'unseeded', 0, -1, 0, -1, 0, 0}
+end
 
 -- What was admitted or sent before this request is counted whatever happens to it.
 local bw = tonumber(redis.call('GET', KEYS[3]) or '0')
@@ -323,6 +331,53 @@ class _Credit:
     rate_reset_s: int
 
 
+def counters_seed(*, limits: TenantLimits, period: int) -> None:
+    """Set the period's api_calls and bandwidth counters, where Redis has none, to what is
+    known of them: the flushed totals in PostgreSQL plus what is still pending in Redis.
+
+    A lower bound (counts lost with Redis, or in a flush being applied, are not there), so
+    a hard quota goes on from the durable total after a Redis restart instead of from zero.
+    """
+    from django.db.models import Sum
+
+    from usage.models import UsageRecord
+
+    start = period_start_of(period)
+    totals = {
+        row["metric"]: int(row["total"])
+        for row in UsageRecord.objects.filter(
+            tenant_id=limits.tenant_id, period_start=start, metric__in=(API_CALLS, BANDWIDTH_BYTES)
+        )
+        .values("metric")
+        .annotate(total=Sum("quantity"))
+    }
+    client = redis_client()
+    for raw_field, amount in client.hgetall(pending_key(limits.tenant_id)).items():
+        field = raw_field.decode() if isinstance(raw_field, bytes) else str(raw_field)
+        metric, _day_part, field_period = field.split("|")
+        if int(field_period) == period and metric in (API_CALLS, BANDWIDTH_BYTES):
+            totals[metric] = totals.get(metric, 0) + int(amount)
+    pipe = client.pipeline(transaction=True)
+    for metric in (API_CALLS, BANDWIDTH_BYTES):
+        pipe.set(
+            period_counter_key(limits.tenant_id, metric, period),
+            totals.get(metric, 0),
+            nx=True,
+            ex=settings.USAGE_COUNTER_TTL,
+        )
+    pipe.execute()
+
+
+def _meter_call(
+    limits: TenantLimits, period: int, day: str, keys: list[str], args: list[Any]
+) -> Any:
+    raw = _script(keys, args)
+    if raw[1] == b"unseeded":
+        counters_seed(limits=limits, period=period)
+        raw = _script(keys, args)
+    return raw
+
+
 _credits: dict[int, _Credit] = {}
 _last_call: dict[int, float] = {}  # tenant -> POSIX time of its last round trip from here
 
@@ -396,7 +451,10 @@ def meter_request(
     try:
         if buffer.offline and buffer.last_flush + LOCAL_FLUSH_SECONDS < time.monotonic():
             replay_local()
-        raw = _script(
+        raw = _meter_call(
+            limits,
+            period,
+            day,
             [
                 rate_key(tenant_id),
                 period_counter_key(tenant_id, API_CALLS, period),
@@ -422,6 +480,7 @@ def meter_request(
                 want,
                 unused,
                 settings.USAGE_CREDIT_HEADROOM,
+                "1" if hard or bw_hard else "0",
             ],
         )
     except redis.TimeoutError as exc:

@@ -177,7 +177,7 @@ def test_no_credit_within_the_headroom_of_a_hard_quota(alpha, alpha_client, on_p
     with time_machine.travel(timezone.now(), tick=False):
         statuses = [alpha_client.get(WHOAMI).status_code for _ in range(8)]
     assert statuses == [200] * 5 + [429] * 3
-    assert trips.scripts == 8  # each one checked in Redis
+    assert trips.scripts == 9  # each one checked in Redis (the first once more, after seeding)
 
 
 @override_settings(USAGE_CREDIT_MAX=20, USAGE_CREDIT_HEADROOM=3)
@@ -229,3 +229,17 @@ def test_x_tenant_routes_come_from_the_snapshot_and_are_checked_too(alpha, api):
     caches["shared"].delete_many([slug_key("alpha"), host_key(alpha.host)])
     another_process_invalidates(alpha.tenant.pk)
     assert whoami().status_code == 403
+
+
+def test_a_hard_quota_survives_a_redis_restart(alpha, alpha_client, on_plan):
+    """The counter Redis lost is seeded from the flushed totals, not started from zero."""
+    from usage.services import usage_flush
+
+    on_plan(alpha.tenant, "metered-hard")  # api_calls: 5, hard
+    assert [alpha_client.get(WHOAMI).status_code for _ in range(3)] == [200] * 3
+    usage_flush()  # 3 calls now in PostgreSQL
+    redis_client().flushdb()  # a restart without persistence
+    snapshots.snapshots_clear()
+    statuses = [alpha_client.get(WHOAMI).status_code for _ in range(4)]
+    assert statuses == [200, 200, 429, 429]
+    assert counted(alpha.tenant) == 5
