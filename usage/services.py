@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn, Self
 
+import msgspec
+import psycopg
 import redis
 import structlog
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from core.errors import InvalidInput
@@ -89,30 +94,108 @@ class IngestResult:
 
 MAX_QUANTITY = 2**53  # per event; bucket sums stay far below PostgreSQL's bigint
 
+# A valid event as stored: (event id, metric, quantity, timestamp, period start, properties).
+EventRow = tuple[str, str, int, datetime, datetime, dict[str, Any]]
 
-def _period_start_for(
-    limits: TenantLimits, earlier: list[tuple[datetime, datetime]], ts: datetime
-) -> datetime | None:
-    if limits.period_start <= ts:
-        return limits.period_start
-    return next((start for start, end in earlier if start <= ts < end), None)
+_MISSING = object()
+_ENCODER = msgspec.json.Encoder()
+_TEXT_MESSAGE = "Text without NUL characters or unpaired surrogates (PostgreSQL stores neither)."
 
 
-def _validate(
-    tenant_id: int, limits: TenantLimits, events: list[dict[str, Any]], now: datetime
-) -> list[dict[str, Any]]:
-    known = {m for m in limits.quotas if m not in BUILT_IN}
-    earliest = limits.period_start - timedelta(hours=settings.USAGE_LATE_GRACE_HOURS)
-    latest = now + timedelta(seconds=settings.USAGE_MAX_FUTURE_SECONDS)
-    errors: dict[str, Any] = {}
-    rows: list[dict[str, Any]] = []
+def _text_ok(text: str) -> bool:
+    if text.isascii():
+        return "\x00" not in text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+class _Periods:
+    """The subscription period a timestamp counts into: the current one or, for a late event
+    within the grace, an earlier one (read once per batch, and only if a batch has one)."""
+
+    def __init__(self, tenant_id: int, limits: TenantLimits, earliest: datetime) -> None:
+        self.tenant_id = tenant_id
+        self.current = limits.period_start
+        self.earliest = earliest
+        self._earlier: list[tuple[datetime, datetime]] | None = None
+
+    def start_for(self, ts: datetime) -> datetime | None:
+        if self.current <= ts:
+            return self.current
+        if self._earlier is None:
+            self._earlier = list(
+                SubscriptionPeriod.objects.filter(
+                    subscription__tenant_id=self.tenant_id,
+                    end__gt=self.earliest,
+                    start__lt=self.current,
+                ).values_list("start", "end")
+            )
+        return next((start for start, end in self._earlier if start <= ts < end), None)
+
+
+def _valid_rows(
+    events: list[Any],
+    known: frozenset[str],
+    earliest: datetime,
+    latest: datetime,
+    periods: _Periods,
+) -> list[EventRow] | None:
+    """The rows of a batch whose events are all valid, in one tight pass; None as soon as one
+    is not (or is of an unusual type), and then ``_validate_each`` says what is wrong."""
+    rows: list[EventRow] = []
     seen: set[str] = set()
-    # The periods a late event (within the grace) may belong to, read once for the batch.
-    earlier = list(
-        SubscriptionPeriod.objects.filter(
-            subscription__tenant_id=tenant_id, end__gt=earliest, start__lt=limits.period_start
-        ).values_list("start", "end")
-    )
+    parse = datetime.fromisoformat
+    for event in events:
+        if type(event) is not dict:
+            return None
+        event_id = event.get("id")
+        metric = event.get("metric")
+        quantity = event.get("quantity")
+        raw_ts = event.get("timestamp")
+        properties = event.get("properties", _MISSING)
+        if properties is _MISSING:
+            properties = {}
+        if not (
+            type(event_id) is str
+            and 0 < len(event_id) <= 100
+            and event_id not in seen
+            and _text_ok(event_id)
+            and type(metric) is str
+            and metric in known
+            and type(quantity) is int
+            and 0 <= quantity <= MAX_QUANTITY
+            and type(raw_ts) is str
+            and type(properties) is dict
+        ):
+            return None
+        try:
+            ts = parse(raw_ts)
+        except ValueError:
+            return None
+        if ts.tzinfo is None or not earliest <= ts <= latest:
+            return None
+        period_start = periods.start_for(ts)
+        if period_start is None:
+            return None
+        seen.add(event_id)
+        rows.append((event_id, metric, quantity, ts.astimezone(UTC), period_start, properties))
+    return rows
+
+
+def _validate_each(
+    events: list[Any],
+    known: frozenset[str],
+    earliest: datetime,
+    latest: datetime,
+    periods: _Periods,
+) -> list[EventRow]:
+    """Every problem of every event, named by its index; raises if there is any."""
+    errors: dict[str, Any] = {}
+    rows: list[EventRow] = []
+    seen: set[str] = set()
     for index, event in enumerate(events):
         problems: list[dict[str, str]] = []
         if not isinstance(event, dict):
@@ -126,6 +209,9 @@ def _validate(
             problems.append(
                 {"field": "id", "code": "invalid", "message": "A string of 1 to 100 characters."}
             )
+        elif not _text_ok(event_id):
+            problems.append({"field": "id", "code": "invalid", "message": _TEXT_MESSAGE})
+            event_id = None  # not shown back: it could not be written in the response either
         elif event_id in seen:
             problems.append(
                 {
@@ -136,11 +222,12 @@ def _validate(
             )
         metric = event.get("metric")
         if not isinstance(metric, str) or metric not in known:
+            shown = metric if not isinstance(metric, str) or _text_ok(metric) else ascii(metric)
             problems.append(
                 {
                     "field": "metric",
                     "code": "unknown_metric",
-                    "message": f"'{metric}' is not a metric of the plan; known: {sorted(known)}.",
+                    "message": f"'{shown}' is not a metric of the plan; known: {sorted(known)}.",
                 }
             )
         quantity = event.get("quantity")
@@ -186,9 +273,7 @@ def _validate(
         properties = event.get("properties", {})
         if not isinstance(properties, dict):
             problems.append({"field": "properties", "code": "invalid", "message": "An object."})
-        period_start = (
-            _period_start_for(limits, earlier, ts) if ts is not None and not problems else None
-        )
+        period_start = periods.start_for(ts) if ts is not None and not problems else None
         if ts is not None and not problems and period_start is None:
             problems.append(
                 {
@@ -204,46 +289,73 @@ def _validate(
             }
             continue
         assert ts is not None and period_start is not None and isinstance(event_id, str)
+        assert isinstance(metric, str) and isinstance(quantity, int)
         seen.add(event_id)
-        rows.append(
-            {
-                "id": event_id,
-                "metric": metric,
-                "quantity": quantity,
-                "ts": ts.astimezone(UTC),
-                "period_start": period_start,
-                "properties": properties,
-            }
-        )
+        rows.append((event_id, metric, quantity, ts.astimezone(UTC), period_start, properties))
     if errors:
-        raise InvalidInput(
-            f"{len(errors)} of {len(events)} events are not valid; nothing of this batch was counted.",
-            code="invalid_events",
-            details={"events": errors},
-        )
+        _raise_invalid(errors, len(events))
     return rows
 
 
-# One statement per batch: the events as one jsonb parameter (cheaper to send than six
-# arrays), inserted in id order (two batches with the same ids then lock rows in the same
-# order), and what was new summed per (metric, day, period) in SQL, so only a handful of rows
-# come back whatever the batch size.
-_INSERT_EVENTS = """
-WITH input AS (
-    SELECT * FROM jsonb_to_recordset(%s::jsonb)
-        AS e(event_id text, metric text, quantity bigint, ts timestamptz, period_start timestamptz,
-             properties jsonb)
-), inserted AS (
-    INSERT INTO usage_usageevent
-        (tenant_id, event_id, metric, quantity, timestamp, period_start, properties, received_at)
-    SELECT %s, event_id, metric, quantity, ts, period_start, COALESCE(properties, '{}'::jsonb), %s
-    FROM input ORDER BY event_id
-    ON CONFLICT (tenant_id, event_id) DO NOTHING
-    RETURNING metric, quantity, timestamp, period_start
-)
-SELECT metric, SUM(quantity)::bigint, (timestamp AT TIME ZONE 'UTC')::date, period_start, COUNT(*)
-FROM inserted GROUP BY metric, (timestamp AT TIME ZONE 'UTC')::date, period_start
-"""
+def _raise_invalid(errors: dict[str, Any], count: int) -> NoReturn:
+    raise InvalidInput(
+        f"{len(errors)} of {count} events are not valid; nothing of this batch was counted.",
+        code="invalid_events",
+        details={"events": errors},
+    )
+
+
+def _validate(
+    tenant_id: int, limits: TenantLimits, events: list[Any], now: datetime
+) -> list[EventRow]:
+    known = frozenset(m for m in limits.quotas if m not in BUILT_IN)
+    earliest = limits.period_start - timedelta(hours=settings.USAGE_LATE_GRACE_HOURS)
+    latest = now + timedelta(seconds=settings.USAGE_MAX_FUTURE_SECONDS)
+    periods = _Periods(tenant_id, limits, earliest)
+    rows = _valid_rows(events, known, earliest, latest, periods)
+    if rows is None:
+        rows = _validate_each(events, known, earliest, latest, periods)
+    return rows
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _events_payload(rows: list[EventRow]) -> str:
+    """The rows of a whole batch as one JSON array of arrays (one statement parameter).
+    PostgreSQL's jsonb stores neither NUL characters nor unpaired surrogates: events with
+    them in their properties are named in a 400, not a 500 from the database."""
+    try:
+        payload = _ENCODER.encode(rows)
+    except (TypeError, ValueError):
+        payload = None
+    if payload is not None and b"\\u0000" not in payload:
+        return payload.decode()
+    errors: dict[str, Any] = {}
+    for index, row in enumerate(rows):
+        try:
+            _ENCODER.encode(row)
+        except (TypeError, ValueError):
+            bad = True
+        else:
+            bad = _has_nul(row)
+        if bad:  # ids were checked with the rest; the text is in the properties
+            errors[str(index)] = {
+                "id": row[0],
+                "problems": [{"field": "properties", "code": "invalid", "message": _TEXT_MESSAGE}],
+            }
+    if errors:
+        _raise_invalid(errors, len(rows))
+    assert payload is not None  # "\\u0000" written out in a string, not a NUL
+    return payload.decode()
+
 
 _UPSERT_RECORDS = """
 INSERT INTO usage_usagerecord (tenant_id, metric, day, period_start, quantity, updated_at)
@@ -277,13 +389,89 @@ def _upsert_records(
     )
 
 
+# One statement per batch. The events come as one jsonb parameter (an array of arrays: cheap
+# to encode and to take apart), are inserted in id order (two batches with the same ids then
+# lock rows in the same order), and what was new is summed per (metric, day, period) and
+# added to the daily totals in the same statement; only those few sums come back.
+_INGEST = """
+WITH input AS (
+    SELECT e->>0 AS event_id, e->>1 AS metric, (e->>2)::bigint AS quantity,
+           (e->>3)::timestamptz AS ts, (e->>4)::timestamptz AS period_start, e->5 AS properties
+    FROM jsonb_array_elements(%(events)s::jsonb) AS e
+), inserted AS (
+    INSERT INTO usage_usageevent
+        (tenant_id, event_id, metric, quantity, timestamp, period_start, properties, received_at)
+    SELECT %(tenant)s::bigint, event_id, metric, quantity, ts, period_start, properties,
+           %(now)s::timestamptz
+    FROM input ORDER BY event_id
+    ON CONFLICT (tenant_id, event_id) DO NOTHING
+    RETURNING metric, quantity, timestamp, period_start
+), buckets AS (
+    SELECT metric, (timestamp AT TIME ZONE 'UTC')::date AS day, period_start,
+           SUM(quantity)::bigint AS quantity, COUNT(*) AS events
+    FROM inserted GROUP BY 1, 2, 3
+), recorded AS (
+    INSERT INTO usage_usagerecord (tenant_id, metric, day, period_start, quantity, updated_at)
+    SELECT %(tenant)s::bigint, metric, day, period_start, quantity, %(now)s::timestamptz
+    FROM buckets ORDER BY metric, day, period_start
+    ON CONFLICT (tenant_id, metric, day, period_start) DO UPDATE
+    SET quantity = usage_usagerecord.quantity + EXCLUDED.quantity,
+        updated_at = EXCLUDED.updated_at
+)
+SELECT metric, quantity, day, period_start, events FROM buckets
+"""
+
+
+# The seen set's check and update, each one round trip with the ids as one JSON argument:
+# redis-py packs 1,000 separate arguments one by one (~0.4 ms each way per batch). The members
+# are the ids' UTF-8 bytes, as with SMISMEMBER / SADD from redis-py. (Lua's unpack takes up
+# to ~8,000 values; a batch has at most MAX_BATCH.)
+_SEEN_CHECK_LUA = "return redis.call('SMISMEMBER', KEYS[1], unpack(cjson.decode(ARGV[1])))"
+_SEEN_ADD_LUA = """
+redis.call('SADD', KEYS[1], unpack(cjson.decode(ARGV[1])))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+class _PreparedCursor(psycopg.Cursor[Any]):
+    """Sends parameters apart from the statement (Django's default cursor quotes them into
+    it: for a 100 kB parameter that is work on both sides) and prepares the statement once
+    per connection."""
+
+    def execute(
+        self,
+        query: Any,
+        params: Any = None,
+        *,
+        prepare: bool | None = None,
+        binary: bool | None = None,
+    ) -> Self:
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
+@contextlib.contextmanager
+def _prepared_cursor() -> Iterator[CursorWrapper]:
+    with connection.cursor():  # connects, and sets the search path of the current schema
+        pass
+    raw: Any = _PreparedCursor(connection.connection)  # what Django's wrappers wrap
+    try:
+        # Django's wrappers, so the statement is logged and errors are Django's as usual.
+        yield (
+            connection.make_debug_cursor(raw)
+            if connection.queries_logged
+            else connection.make_cursor(raw)
+        )
+    finally:
+        raw.close()
+
+
+@transaction.atomic
 def usage_events_ingest(
-    *, tenant_id: int, events: list[dict[str, Any]], now: datetime | None = None
+    *, tenant_id: int, events: list[Any], now: datetime | None = None
 ) -> IngestResult:
     """Validate a batch as a whole, then store it with one set-based insert; each event id
     counts once per tenant forever. Returns only after the batch is committed (durable)."""
-    import json
-
     now = now or timezone.now()
     if not isinstance(events, list) or not events:
         raise InvalidInput("Send 1 to 1,000 events.", code="invalid_batch")
@@ -297,79 +485,67 @@ def usage_events_ingest(
     if limits is None:
         raise InvalidInput("The tenant has no current subscription.", code="subscription_inactive")
     rows = _validate(tenant_id, limits, events, now)
+    payload = _events_payload(rows)
 
     # Fast duplicate check in Redis in front of the unique constraint (which decides).
     seen_key = f"usage:seen:{tenant_id}"
     client = None
     try:
         client = redis_client()
-        flags = client.smismember(seen_key, [r["id"] for r in rows])
-        known = {r["id"] for r, flag in zip(rows, flags, strict=True) if flag}
+        ids = _ENCODER.encode([row[0] for row in rows])
+        flags = client.register_script(_SEEN_CHECK_LUA)(keys=[seen_key], args=[ids])
+        fresh = [row for row, flag in zip(rows, flags, strict=True) if not flag]
     except redis.RedisError:
-        known = set()
-    # A fixed order (by id): two batches with the same ids in different orders then take
-    # their row locks in the same order and cannot deadlock.
-    fresh = sorted((r for r in rows if r["id"] not in known), key=lambda r: r["id"])
+        fresh = rows
+    if not fresh:
+        return IngestResult(accepted=0, duplicates=len(rows))
 
-    # (metric, quantity, day, period start) sums of what was new, and how many events
-    inserted: list[tuple[str, int, date, datetime]] = []
-    accepted = 0
-    if fresh:
-        payload = json.dumps(
-            [
-                {
-                    "event_id": r["id"],
-                    "metric": r["metric"],
-                    "quantity": r["quantity"],
-                    "ts": r["ts"].isoformat(),
-                    "period_start": r["period_start"].isoformat(),
-                    "properties": r["properties"],
-                }
-                for r in fresh
-            ]
-        )
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_INSERT_EVENTS, [payload, tenant_id, now])
-            for metric, quantity, day, period_start, count in cursor.fetchall():
-                inserted.append((metric, int(quantity), day, period_start))
-                accepted += int(count)
-            buckets = {(metric, day, period_start): q for metric, q, day, period_start in inserted}
-            _upsert_records(cursor, tenant_id, buckets, now)
-            totals = _period_totals_after(cursor, tenant_id, limits, {m for m, _, _, _ in inserted})
-            transaction.on_commit(
-                lambda: _after_ingest(client, seen_key, fresh, limits, totals, inserted),
-                robust=True,
-            )
+    if len(fresh) < len(rows):
+        payload = _ENCODER.encode(fresh).decode()
+    with _prepared_cursor() as cursor:
+        cursor.execute(_INGEST, {"events": payload, "tenant": tenant_id, "now": now})
+        # (metric, quantity, day, period start) sums of what was new, and how many events
+        inserted: list[tuple[str, int, date, datetime]] = []
+        accepted = 0
+        for metric, quantity, day, period_start, count in cursor.fetchall():
+            inserted.append((metric, int(quantity), day, period_start))
+            accepted += int(count)
+    # Totals for the quota notices, read after this batch's upsert: only metrics with a limit.
+    watched = {m for m, _, _, _ in inserted if (limits.quotas[m].limit or 0) > 0}
+    totals = _period_totals_after(tenant_id, limits, watched)
+    fresh_ids = [row[0] for row in fresh]
+    transaction.on_commit(
+        lambda: _after_ingest(client, seen_key, fresh_ids, limits, totals, inserted),
+        robust=True,
+    )
     return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
 
 
-def _period_totals_after(
-    cursor: Any, tenant_id: int, limits: TenantLimits, metrics: set[str]
-) -> dict[str, int]:
+def _period_totals_after(tenant_id: int, limits: TenantLimits, metrics: set[str]) -> dict[str, int]:
     if not metrics:
         return {}
-    cursor.execute(
-        "SELECT metric, SUM(quantity) FROM usage_usagerecord WHERE tenant_id = %s AND period_start = %s "
-        "AND metric = ANY(%s) GROUP BY metric",
-        [tenant_id, limits.period_start, sorted(metrics)],
-    )
-    return {metric: int(total) for metric, total in cursor.fetchall()}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT metric, SUM(quantity) FROM usage_usagerecord WHERE tenant_id = %s "
+            "AND period_start = %s AND metric = ANY(%s) GROUP BY metric",
+            [tenant_id, limits.period_start, sorted(metrics)],
+        )
+        return {metric: int(total) for metric, total in cursor.fetchall()}
 
 
 def _after_ingest(
     client: Any,
     seen_key: str,
-    fresh: list[dict[str, Any]],
+    fresh_ids: list[str],
     limits: TenantLimits,
     totals: dict[str, int],
     inserted: list[tuple[str, int, date, datetime]],
 ) -> None:
     if client is not None:
         try:
-            pipe = client.pipeline(transaction=False)
-            pipe.sadd(seen_key, *[r["id"] for r in fresh])
-            pipe.expire(seen_key, settings.USAGE_SEEN_TTL)
-            pipe.execute()
+            client.register_script(_SEEN_ADD_LUA)(
+                keys=[seen_key], args=[_ENCODER.encode(fresh_ids), settings.USAGE_SEEN_TTL]
+            )
         except redis.RedisError:
             log.warning("usage_seen_cache_unavailable")
     added: dict[str, int] = defaultdict(int)

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from core.errors import InvalidInput, NotFound
 from tenants.api.request import request_tenant_id
+from usage.api.parsers import FastJSONParser
 from usage.selectors import usage_daily, usage_summary
 from usage.services import usage_events_ingest
 
@@ -62,6 +63,8 @@ class DailyQuerySerializer(serializers.Serializer):
 
 
 class UsageEventsView(APIView):
+    parser_classes = [FastJSONParser]
+
     @extend_schema(
         request=EventBatchSerializer,
         responses={202: IngestResultSerializer},
