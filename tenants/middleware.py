@@ -14,11 +14,11 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-import structlog
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from core.api.errors import error_response
+from core.logging import request_context_begin, request_context_bind, request_context_end
 from core.snapshots import (
     StaleSnapshot,
     generation_check,
@@ -142,12 +142,10 @@ class TenantRoutingMiddleware:
         self.public_hosts = {self.base_domain, *settings.TENANTRY_PUBLIC_HOSTS}
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        # Bound here and reset on the way out (cheaper than clearing every context variable).
         # Not a secret, just unique: random's generator is reseeded in every forked worker.
         request_id = request.META.get("HTTP_X_REQUEST_ID") or f"{random.getrandbits(128):032x}"
         conn = request_connection()
-        bound = [structlog.contextvars.bind_contextvars(request_id=request_id[:64])]
-        request._tenantry_log_tokens = bound  # type: ignore[attr-defined]
+        log_context = request_context_begin(request_id=request_id[:64])
         try:
             response = self._route(request, request_id, reuse=True, conn=conn)
             if isinstance(response, StaleSnapshot):
@@ -170,8 +168,7 @@ class TenantRoutingMiddleware:
         finally:
             snapshot_close()
             conn.set_schema_to_public()
-            for tokens in reversed(bound):
-                structlog.contextvars.reset_contextvars(**tokens)
+            request_context_end(log_context)
 
     def _route(
         self, request: HttpRequest, request_id: str, *, reuse: bool, conn: Any
@@ -185,7 +182,7 @@ class TenantRoutingMiddleware:
             if not header_slug:
                 request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
                 request.tenant = current_tenant()  # type: ignore[attr-defined]
-                self._bind(request, tenant="public")
+                request_context_bind(tenant="public")
                 return self._respond(request, request_id)
             tenant = _resolve("slug", header_slug, route_for_slug, reuse=reuse)
         else:
@@ -202,7 +199,7 @@ class TenantRoutingMiddleware:
             return error_response(
                 status_code=404, code="tenant_not_found", message="No such tenant."
             )
-        self._bind(request, tenant=tenant.slug)
+        request_context_bind(tenant=tenant.slug)
         refusal = _status_refusal(tenant)
         if refusal is not None:
             snapshot = snapshot_current()
@@ -220,12 +217,6 @@ class TenantRoutingMiddleware:
         request._tenantry_schema = model.schema_name  # type: ignore[attr-defined]
         request.urlconf = settings.ROOT_URLCONF
         return self._respond(request, request_id)
-
-    @staticmethod
-    def _bind(request: HttpRequest, **values: Any) -> None:
-        request._tenantry_log_tokens.append(  # type: ignore[attr-defined]
-            structlog.contextvars.bind_contextvars(**values)
-        )
 
     def _respond(self, request: HttpRequest, request_id: str) -> HttpResponse:
         response = self.get_response(request)

@@ -169,3 +169,27 @@ def test_the_router_drops_the_port_of_a_validated_host(host, domain):
     from tenants.middleware import _domain
 
     assert _domain(host) == domain
+
+
+def test_log_lines_of_a_request_carry_its_id_and_tenant(api, alpha, monkeypatch):
+    from core.logging import merge_request_context
+    from tenants.api.views import WhoAmIView
+
+    seen: list[dict] = []
+    real_get = WhoAmIView.get
+
+    def get(self, request):
+        seen.append(merge_request_context(None, "info", {"event": "x"}))
+        return real_get(self, request)
+
+    monkeypatch.setattr(WhoAmIView, "get", get)
+    response = api.get(
+        "/api/v1/whoami/",
+        HTTP_HOST=alpha.host,
+        HTTP_AUTHORIZATION=f"Bearer {alpha.api_key}",
+        HTTP_X_REQUEST_ID="req-123",
+    )
+    assert response.status_code == 200
+    assert response["X-Request-ID"] == "req-123"
+    assert seen == [{"event": "x", "request_id": "req-123", "tenant": "alpha"}]
+    assert merge_request_context(None, "info", {}) == {}  # nothing left after the request
