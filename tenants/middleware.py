@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from core.api.errors import error_response
+from core.api.headers import headers_set
 from core.logging import request_context_begin, request_context_bind, request_context_end
 from core.snapshots import (
     StaleSnapshot,
@@ -70,6 +72,17 @@ def _status_refusal(tenant: RoutedTenant) -> HttpResponse | None:
         details={"tenant": tenant.slug},
         headers={"Retry-After": PROVISIONING_RETRY_AFTER},
     )
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def _request_id(given: str | None) -> str:
+    """The client's ``X-Request-ID`` when it is a plain token of at most 64 characters, else
+    a new one (not a secret, just unique: random's generator is reseeded in every worker)."""
+    if given and _REQUEST_ID.fullmatch(given):
+        return given
+    return f"{random.getrandbits(128):032x}"
 
 
 def _domain(host: str) -> str:
@@ -142,10 +155,9 @@ class TenantRoutingMiddleware:
         self.public_hosts = {self.base_domain, *settings.TENANTRY_PUBLIC_HOSTS}
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        # Not a secret, just unique: random's generator is reseeded in every forked worker.
-        request_id = request.META.get("HTTP_X_REQUEST_ID") or f"{random.getrandbits(128):032x}"
+        request_id = _request_id(request.META.get("HTTP_X_REQUEST_ID"))
         conn = request_connection()
-        log_context = request_context_begin(request_id=request_id[:64])
+        log_context = request_context_begin(request_id=request_id)
         try:
             response = self._route(request, request_id, reuse=True, conn=conn)
             if isinstance(response, StaleSnapshot):
@@ -221,5 +233,5 @@ class TenantRoutingMiddleware:
     def _respond(self, request: HttpRequest, request_id: str) -> HttpResponse:
         response = self.get_response(request)
         if not isinstance(response, StaleSnapshot):
-            response["X-Request-ID"] = request_id
+            headers_set(response, ("X-Request-ID", request_id))
         return response

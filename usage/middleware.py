@@ -14,6 +14,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from core.api.errors import error_response
+from core.api.headers import headers_set
 from core.snapshots import StaleSnapshot, generation_check, snapshot_current
 from tenants.api.authentication import principal_from_request
 from usage.limits import tenant_limits
@@ -22,11 +23,21 @@ from usage.services import quota_thresholds_check
 
 
 def _headers(response: HttpResponse, result: MeterResult) -> None:
-    if result.rate_limit is not None:
-        response["X-RateLimit-Limit"] = str(result.rate_limit)
-        if result.rate_remaining is not None:
-            response["X-RateLimit-Remaining"] = str(result.rate_remaining)
-        response["X-RateLimit-Reset"] = str(result.rate_reset_s)
+    if result.rate_limit is None:
+        return
+    if result.rate_remaining is None:
+        headers_set(
+            response,
+            ("X-RateLimit-Limit", str(result.rate_limit)),
+            ("X-RateLimit-Reset", str(result.rate_reset_s)),
+        )
+    else:
+        headers_set(
+            response,
+            ("X-RateLimit-Limit", str(result.rate_limit)),
+            ("X-RateLimit-Remaining", str(result.rate_remaining)),
+            ("X-RateLimit-Reset", str(result.rate_reset_s)),
+        )
 
 
 def _unmetered(request: HttpRequest) -> bool:

@@ -193,3 +193,13 @@ def test_log_lines_of_a_request_carry_its_id_and_tenant(api, alpha, monkeypatch)
     assert response["X-Request-ID"] == "req-123"
     assert seen == [{"event": "x", "request_id": "req-123", "tenant": "alpha"}]
     assert merge_request_context(None, "info", {}) == {}  # nothing left after the request
+
+
+def test_a_request_id_that_is_not_a_plain_token_is_replaced(api, alpha):
+    auth = {"HTTP_HOST": alpha.host, "HTTP_AUTHORIZATION": f"Bearer {alpha.api_key}"}
+    kept = api.get("/api/v1/whoami/", HTTP_X_REQUEST_ID="trace-1.2:3_x", **auth)
+    assert kept["X-Request-ID"] == "trace-1.2:3_x"
+    for bad in ("has space", "x" * 65, "semi;colon"):
+        replaced = api.get("/api/v1/whoami/", HTTP_X_REQUEST_ID=bad, **auth)
+        assert replaced["X-Request-ID"] != bad
+        assert len(replaced["X-Request-ID"]) == 32
