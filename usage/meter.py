@@ -410,11 +410,8 @@ def meter_request(
     expired) is admitted and counted here without a round trip; its count goes to Redis with
     the tenant's next round trip, or with the periodic local flush.
     """
-    now = now or datetime.now(UTC)
-    day = _day(now)
     tenant_id = limits.tenant_id
-    period, quota, hard, bw_quota, bw_hard = _limits_args(limits, now)
-    stamp = now.timestamp()
+    stamp = now.timestamp() if now is not None else time.time()
     unused = 0
     credit = _credits.pop(tenant_id, None)
     if credit is not None:
@@ -422,13 +419,11 @@ def meter_request(
             credit.left > 0
             and snapshot_token is not None
             and credit.token == snapshot_token
-            and credit.period == period
-            and credit.day == day
-            and stamp < credit.expires
+            and stamp < credit.expires  # also before the day's and the period's end
         ):
             credit.left -= 1
             _credits[tenant_id] = credit
-            buffer.add_call(tenant_id, period, day)
+            buffer.add_call(tenant_id, credit.period, credit.day)
             return MeterResult(
                 allowed=True,
                 code="ok",
@@ -439,9 +434,12 @@ def meter_request(
                 rate_reset_s=credit.rate_reset_s,
                 calls_added=0,
                 local=True,
-                bucket=(period, day),
+                bucket=(credit.period, credit.day),
             )
         unused = credit.left
+    now = now or datetime.fromtimestamp(stamp, UTC)
+    day = _day(now)
+    period, quota, hard, bw_quota, bw_hard = _limits_args(limits, now)
     rate = limits.rate_limit_per_minute or 0
     hot = stamp - _last_call.get(tenant_id, 0.0) < settings.USAGE_CREDIT_SECONDS
     want = settings.USAGE_CREDIT_MAX if hot and snapshot_token is not None else 0
@@ -545,7 +543,12 @@ def meter_request(
             period=period,
             day=day,
             left=granted,
-            expires=stamp + settings.USAGE_CREDIT_SECONDS,
+            # Never across midnight (the day's bucket) or the period's end (its counter).
+            expires=min(
+                stamp + settings.USAGE_CREDIT_SECONDS,
+                (int(stamp) // 86400 + 1) * 86400,
+                limits.period_end.timestamp(),
+            ),
             rate_limit=result.rate_limit,
             rate_remaining=result.rate_remaining,
             rate_reset_s=result.rate_reset_s,
