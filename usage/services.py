@@ -657,6 +657,50 @@ def usage_flush(*, client: redis.Redis | None = None) -> dict[str, int]:
     return done
 
 
+FLUSH_RECORD_DAYS = 7
+
+
+@transaction.atomic
+def usage_flushes_prune(
+    *, older_than: timedelta | None = None, client: redis.Redis | None = None
+) -> int:
+    """Delete the ``UsageFlush`` rows no flush can need again; returns how many.
+
+    A row only has to exist while its flush can still be found in Redis (listed, or its
+    key left behind): then the next run must see that it was applied. Rows older than
+    ``older_than`` (a week) whose flush is gone from Redis are deleted; the others stay.
+    When Redis cannot be read nothing is deleted.
+    """
+    cutoff = timezone.now() - (older_than or timedelta(days=FLUSH_RECORD_DAYS))
+    old = list(
+        UsageFlush.objects.select_for_update(skip_locked=True)
+        .filter(applied_at__lt=cutoff)
+        .values_list("pk", "flush_id")[:10_000]
+    )
+    if not old:
+        return 0
+    client = client or redis_client()
+    try:
+        listed = {
+            raw.decode() if isinstance(raw, bytes) else str(raw)
+            for raw in client.lrange(FLUSH_LIST, 0, -1)
+        }
+        pipe = client.pipeline(transaction=False)
+        for _pk, flush_id in old:
+            pipe.exists(flush_key(flush_id))
+        left_behind = pipe.execute()
+    except redis.RedisError:
+        log.warning("usage_flush_prune_redis_unavailable")
+        return 0
+    gone = [
+        pk
+        for (pk, flush_id), exists in zip(old, left_behind, strict=True)
+        if not exists and flush_id not in listed
+    ]
+    UsageFlush.objects.filter(pk__in=gone).delete()
+    return len(gone)
+
+
 # --- storage ------------------------------------------------------------------------------
 
 

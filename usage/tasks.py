@@ -3,12 +3,17 @@ from __future__ import annotations
 from celery import shared_task
 
 from tenants.models import Tenant, TenantStatus
-from usage.services import usage_flush, usage_storage_measure
+from usage.services import usage_flush, usage_flushes_prune, usage_storage_measure
 
 
 @shared_task(name="usage.flush")
 def usage_flush_task() -> dict[str, int]:
     return usage_flush()
+
+
+@shared_task(name="usage.prune_flushes")
+def usage_prune_flushes_task() -> int:
+    return usage_flushes_prune()
 
 
 @shared_task(name="usage.measure_storage")
