@@ -91,21 +91,20 @@ if ARGV[17] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
   return {0, 'unseeded', 0, -1, 0, -1, 0, 0}
 end
 
+-- Count into a period counter and the pending hash the flush moves to PostgreSQL.
+local function count(counter, field, amount)
+  local total = redis.call('INCRBY', counter, amount)
+  redis.call('EXPIRE', counter, ttl)
+  redis.call('HINCRBY', KEYS[4], field, amount)
+  redis.call('SADD', KEYS[5], ARGV[10])
+  return total
+end
+
 -- What was admitted or sent before this request is counted whatever happens to it.
 local bw = tonumber(redis.call('GET', KEYS[3]) or '0')
-if bytes > 0 then
-  bw = redis.call('INCRBY', KEYS[3], bytes)
-  redis.call('EXPIRE', KEYS[3], ttl)
-  redis.call('HINCRBY', KEYS[4], ARGV[8], bytes)
-  redis.call('SADD', KEYS[5], ARGV[10])
-end
+if bytes > 0 then bw = count(KEYS[3], ARGV[8], bytes) end
 local used = tonumber(redis.call('GET', KEYS[2]) or '0')
-if earlier > 0 then
-  used = redis.call('INCRBY', KEYS[2], earlier)
-  redis.call('EXPIRE', KEYS[2], ttl)
-  redis.call('HINCRBY', KEYS[4], ARGV[7], earlier)
-  redis.call('SADD', KEYS[5], ARGV[10])
-end
+if earlier > 0 then used = count(KEYS[2], ARGV[7], earlier) end
 
 local interval = 0
 local tat = now
@@ -167,10 +166,7 @@ end
 if rate > 0 then
   redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now))
 end
-used = redis.call('INCRBY', KEYS[2], 1)
-redis.call('EXPIRE', KEYS[2], ttl)
-redis.call('HINCRBY', KEYS[4], ARGV[7], 1)
-redis.call('SADD', KEYS[5], ARGV[10])
+used = count(KEYS[2], ARGV[7], 1)
 local reset = 0
 if new_tat > 0 then reset = math.ceil(new_tat - now) end
 return {1, 'ok', 0, remaining, reset, used, bw, credit}
