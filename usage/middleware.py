@@ -40,6 +40,15 @@ def _headers(response: HttpResponse, result: MeterResult) -> None:
         )
 
 
+def _unavailable(retry_after_s: int = 5) -> HttpResponse:
+    return error_response(
+        status_code=503,
+        code="metering_unavailable",
+        message="Usage metering is unavailable; try again shortly.",
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
 def _unmetered(request: HttpRequest) -> bool:
     """Whether the request's snapshot is still current (checked with one GET); a request
     served from a fresh snapshot, or from none, needs no check."""
@@ -71,7 +80,10 @@ class UsageMeteringMiddleware:
         if limits is None:  # no current subscription: the 402 check answers
             return self._pass(request)
         if getattr(request, "_tenantry_meter_sent", False):
-            # Served again after a metering reply was lost: it may have been counted already.
+            # Served again after a metering reply was lost: it may have been counted already,
+            # so it is not sent again; fail closed refuses it as any unknown outcome.
+            if settings.USAGE_FAIL_MODE == "closed":
+                return _unavailable()
             return self._pass(request)
 
         snapshot = snapshot_current()
@@ -84,12 +96,7 @@ class UsageMeteringMiddleware:
         response: HttpResponse
         if not result.allowed:
             if result.code == "unavailable":
-                response = error_response(
-                    status_code=503,
-                    code="metering_unavailable",
-                    message="Usage metering is unavailable; try again shortly.",
-                    headers={"Retry-After": str(result.retry_after_s)},
-                )
+                response = _unavailable(result.retry_after_s)
             else:
                 message = (
                     "Too many requests: the plan's rate limit is reached."

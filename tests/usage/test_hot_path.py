@@ -243,3 +243,21 @@ def test_a_hard_quota_survives_a_redis_restart(alpha, alpha_client, on_plan):
     statuses = [alpha_client.get(WHOAMI).status_code for _ in range(4)]
     assert statuses == [200, 200, 429, 429]
     assert counted(alpha.tenant) == 5
+
+
+@pytest.mark.parametrize(("mode", "status"), [("open", 200), ("closed", 503)])
+def test_a_lost_metering_reply_is_never_sent_twice(alpha, alpha_client, monkeypatch, mode, status):
+    import redis
+
+    assert alpha_client.get(WHOAMI).status_code == 200  # warm: the next one uses the snapshot
+    calls = []
+
+    def lost(keys, args):
+        calls.append(args)
+        raise redis.TimeoutError("reply lost")
+
+    monkeypatch.setattr(meter, "_script", lost)
+    with override_settings(USAGE_FAIL_MODE=mode):
+        response = alpha_client.get(WHOAMI)
+    assert response.status_code == status
+    assert len(calls) == 1  # served again from fresh data, but not metered a second time
