@@ -34,7 +34,3 @@ def current_schema() -> str:
 def current_tenant() -> Any:
     """The connection's tenant; on the public schema, django-tenants' public FakeTenant."""
     return _conn().tenant
-
-
-def is_public() -> bool:
-    return current_schema() == PUBLIC_SCHEMA

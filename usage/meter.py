@@ -34,12 +34,14 @@ from typing import Any
 import redis
 import structlog
 from django.conf import settings
+from django.db.models import Sum
 
 from core.redis import HotScript, redis_client
 from core.redis import reset_client as reset_client
 from core.snapshots import generation_key
 from usage.limits import TenantLimits, period_key_of, period_start_of
 from usage.metrics import API_CALLS, BANDWIDTH_BYTES
+from usage.models import UsageRecord
 
 log = structlog.get_logger(__name__)
 
@@ -187,8 +189,6 @@ class MeterResult:
     degraded: bool = False  # Redis was down; the request was counted in the process
     sent: bool = False  # stale after a lost reply: the script may have counted it already
     calls_added: int = 1  # api_calls counted by this call (this request and earlier credit)
-    credit: int = 0  # requests this process may admit for the tenant on its own
-    local: bool = False  # admitted on credit, without a round trip
     bucket: tuple[int, str] | None = None  # (period key, day) the request was counted in
 
 
@@ -334,10 +334,6 @@ def counters_seed(*, limits: TenantLimits, period: int) -> None:
     A lower bound (counts lost with Redis, or in a flush being applied, are not there), so
     a hard quota goes on from the durable total after a Redis restart instead of from zero.
     """
-    from django.db.models import Sum
-
-    from usage.models import UsageRecord
-
     start = period_start_of(period)
     totals = {
         row["metric"]: int(row["total"])
@@ -428,8 +424,7 @@ def meter_request(
                     None if credit.rate_remaining is None else credit.rate_remaining + credit.left
                 ),
                 rate_reset_s=credit.rate_reset_s,
-                calls_added=0,
-                local=True,
+                calls_added=0,  # sent with a later round trip
                 bucket=(credit.period, credit.day),
             )
         unused = credit.left
@@ -529,7 +524,6 @@ def meter_request(
         bandwidth_used=bandwidth,
         bandwidth_added=pending_bytes,
         calls_added=earlier + (1 if allowed else 0),
-        credit=granted,
         bucket=(period, day),
     )
     if granted > 0 and snapshot_token is not None:

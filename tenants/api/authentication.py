@@ -15,6 +15,7 @@ from tenants.workspace.keys import key_hash
 from tenants.workspace.selectors import VerifiedKey, api_key_verify
 
 KEYWORD = "Bearer"
+_SCHEME = KEYWORD.lower()
 _UNSET: Any = object()
 
 
@@ -54,7 +55,7 @@ def _verify(request: HttpRequest) -> TenantPrincipal | str | None:
     if on_tenant and header:
         scheme, _, raw_key = header.partition(" ")
         raw_key = raw_key.strip()
-        if scheme.lower() != "bearer" or not raw_key:
+        if scheme.lower() != _SCHEME or not raw_key:
             result = "Use 'Authorization: Bearer <api key>'."
         else:
             result = snapshot_value(
@@ -68,7 +69,7 @@ def _verify(request: HttpRequest) -> TenantPrincipal | str | None:
 
 
 def _principal(tenant: Any, raw_key: str) -> TenantPrincipal | str:
-    verified = api_key_verify(raw_key=raw_key, tenant_id=None)
+    verified = api_key_verify(raw_key=raw_key)
     if verified is None:
         return "The API key is not valid for this tenant."
     return TenantPrincipal(tenant_id=tenant.pk, tenant_slug=tenant.slug, api_key=verified)

@@ -8,7 +8,6 @@ from django.core.cache import cache
 from django.db.models import QuerySet
 
 from core.cache import safe_get, safe_set
-from core.snapshots import snapshot_value
 from tenants.workspace.keys import key_hash, key_looks_valid
 from tenants.workspace.models import ApiKey
 from tenants.workspace.services import API_KEY_CACHE_TTL, api_key_cache_key
@@ -24,26 +23,11 @@ class VerifiedKey:
 _MISSING = {"id": None}
 
 
-def api_key_verify(*, raw_key: str, tenant_id: int | None = None) -> VerifiedKey | None:
-    """The active key matching ``raw_key`` in the current schema, from the cache when warm.
-
-    With ``tenant_id`` (the current schema's tenant) a verified key is also kept in the
-    process's tenant snapshot (``core.snapshots``); unknown keys are not, so guessing keys
-    cannot fill a process's memory.
-    """
+def api_key_verify(*, raw_key: str) -> VerifiedKey | None:
+    """The active key matching ``raw_key`` in the current schema, from the cache when warm."""
     if not key_looks_valid(raw_key):
         return None
     digest = key_hash(raw_key)
-    if tenant_id is None:
-        return _verify_cached(digest)
-    return snapshot_value(tenant_id, "key:" + digest, lambda: _verify_cached(digest), keep=_is_key)
-
-
-def _is_key(value: VerifiedKey | None) -> bool:
-    return value is not None
-
-
-def _verify_cached(digest: str) -> VerifiedKey | None:
     cache_key = api_key_cache_key(digest)
     cached = safe_get(cache, cache_key)
     if cached is None:
