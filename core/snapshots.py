@@ -48,6 +48,7 @@ SNAPSHOT_MAX_AGE = 60.0
 SNAPSHOT_MAX_TENANTS = 10_000
 SNAPSHOT_MAX_VALUES = 1_000  # e.g. API keys of one tenant
 T = TypeVar("T")
+_MISSING: Any = object()
 
 # KEYS: 1 token; ARGV: 1 a new token, stored when there is none.
 GENERATION_LUA = """
@@ -104,18 +105,19 @@ def _alive(snapshot: Snapshot) -> bool:
     return time.monotonic() - snapshot.born < SNAPSHOT_MAX_AGE
 
 
-def snapshot_find(index_key: str) -> tuple[Snapshot, Any] | None:
-    """A live snapshot holding ``route:<index_key>``, and that value."""
+def snapshot_find(index_key: str) -> Any:
+    """``route:<index_key>`` from the live snapshot holding it, which becomes the current
+    one; None when there is none."""
     tenant_id = _index.get(index_key)
     if tenant_id is None:
         return None
     snapshot = _store.get(tenant_id)
-    if snapshot is None or not _alive(snapshot):
+    if snapshot is None or time.monotonic() - snapshot.born >= SNAPSHOT_MAX_AGE:
         return None
     value = snapshot.values.get("route:" + index_key)
-    if value is None:
-        return None
-    return snapshot, value
+    if value is not None:
+        _current.set(snapshot)
+    return value
 
 
 def snapshot_enter(snapshot: Snapshot) -> Snapshot:
@@ -159,20 +161,26 @@ def snapshot_index(index_key: str, snapshot: Snapshot, value: Any) -> None:
 
 
 def snapshot_value(
-    tenant_id: int, name: str, load: Callable[[], T], *, keep: Callable[[T], bool] | None = None
+    tenant_id: int,
+    name: str,
+    load: Callable[..., T],
+    *args: Any,
+    keep: Callable[[T], bool] | None = None,
 ) -> T:
-    """``name`` from the current snapshot when it is the tenant's, else ``load()``.
+    """``name`` from the current snapshot when it is the tenant's, else ``load(*args)``.
 
     A loaded value is kept in the snapshot (when ``keep`` allows) for later requests.
     """
     snapshot = _current.get()
     if snapshot is None or snapshot.tenant_id != tenant_id:
-        return load()
-    if name in snapshot.values:
-        return snapshot.values[name]
-    value = load()
-    if (keep is None or keep(value)) and len(snapshot.values) < SNAPSHOT_MAX_VALUES:
-        snapshot.values[name] = value
+        return load(*args)
+    values = snapshot.values
+    value = values.get(name, _MISSING)
+    if value is not _MISSING:
+        return value
+    value = load(*args)
+    if (keep is None or keep(value)) and len(values) < SNAPSHOT_MAX_VALUES:
+        values[name] = value
     return value
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django_tenants.postgresql_backend.base import FakeTenant
 
 PUBLIC_SCHEMA = "public"  # django-tenants' default PUBLIC_SCHEMA_NAME, which we keep
 
@@ -17,6 +18,13 @@ def request_connection() -> Any:
     """This thread's default connection itself, for code that switches it several times in
     one request (each use of ``connection`` looks it up again)."""
     return connections[DEFAULT_DB_ALIAS]
+
+
+def public_use(conn: Any) -> None:
+    """Switch ``conn`` (see :func:`request_connection`) to the public schema, unless it is on
+    it already (as ``set_schema_to_public()``, without looking the public name up again)."""
+    if conn.schema_name != PUBLIC_SCHEMA:
+        conn.set_tenant(FakeTenant(schema_name=PUBLIC_SCHEMA))
 
 
 def use_tenant(tenant: Any) -> None:

@@ -19,7 +19,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from core.api.errors import error_response
-from core.api.headers import headers_set
+from core.api.headers import headers_set_safe
+from core.conf import HotSettings
 from core.logging import request_context_begin, request_context_bind, request_context_end
 from core.snapshots import (
     StaleSnapshot,
@@ -27,16 +28,16 @@ from core.snapshots import (
     snapshot_close,
     snapshot_current,
     snapshot_drop,
-    snapshot_enter,
     snapshot_find,
     snapshot_index,
     snapshot_open,
 )
-from tenants.db import PUBLIC_SCHEMA, current_tenant, request_connection
+from tenants.db import current_tenant, public_use, request_connection
 from tenants.models import TenantStatus
 from tenants.routing import RoutedTenant, route_for_host, route_for_slug
 
 PROVISIONING_RETRY_AFTER = "2"
+_ACTIVE = TenantStatus.ACTIVE.value
 
 
 def _status_refusal(tenant: RoutedTenant) -> HttpResponse | None:
@@ -85,6 +86,42 @@ def _request_id(given: str | None) -> str:
     return f"{random.getrandbits(128):032x}"
 
 
+_HOSTS_MAX = 1_000
+_hosts: dict[str, str] = {}  # Host header -> its domain, for hosts get_host() accepted
+
+
+def _hosts_clear() -> None:
+    _hosts.clear()
+
+
+_conf = HotSettings(
+    "ALLOWED_HOSTS",
+    "DEBUG",
+    "USE_X_FORWARDED_HOST",
+    "PUBLIC_SCHEMA_URLCONF",
+    on_change=_hosts_clear,
+)
+
+
+def _host(request: HttpRequest) -> str:
+    """The request's domain (no port), validated by ``get_host()`` against ALLOWED_HOSTS.
+
+    A Host header once accepted is remembered (at most ``_HOSTS_MAX``; forgotten whenever
+    ALLOWED_HOSTS, DEBUG or USE_X_FORWARDED_HOST change), which skips the validation
+    CommonMiddleware repeats anyway. Behind ``USE_X_FORWARDED_HOST`` it is never skipped.
+    """
+    raw = request.META.get("HTTP_HOST")
+    if raw is None or _conf.USE_X_FORWARDED_HOST:
+        return _domain(request.get_host())
+    known = _hosts.get(raw)
+    if known is None:
+        known = _domain(request.get_host())  # raises DisallowedHost: nothing is kept
+        if len(_hosts) >= _HOSTS_MAX:
+            _hosts.clear()
+        _hosts[raw] = known
+    return known
+
+
 def _domain(host: str) -> str:
     """``host[:port]`` (as ``get_host()`` gives it, already validated) without the port."""
     if host.endswith("]"):  # an IPv6 literal without a port
@@ -102,12 +139,10 @@ def _resolve(
     tenant's snapshot; a snapshot made just now had its token read after that load, so the
     route is loaded once more to be tagged with a token no newer than itself.
     """
-    index_key = f"{kind}:{name}"
+    index_key = kind + name
     if reuse:
-        found = snapshot_find(index_key)
-        if found is not None:
-            snapshot_enter(found[0])
-            route: RoutedTenant = found[1]
+        route: RoutedTenant | None = snapshot_find(index_key)  # entered when found
+        if route is not None:
             return route
     loaded = load(name)
     if loaded is None:
@@ -151,7 +186,7 @@ class TenantRoutingMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        self.base_domain = settings.TENANTRY_BASE_DOMAIN
+        self.base_domain: str = settings.TENANTRY_BASE_DOMAIN
         self.public_hosts = {self.base_domain, *settings.TENANTRY_PUBLIC_HOSTS}
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
@@ -167,7 +202,7 @@ class TenantRoutingMiddleware:
                 snapshot_close()
                 request.__dict__.pop("_tenantry_principal", None)  # verify the key again
                 request.__dict__.pop("_tenantry_schema", None)
-                conn.set_schema_to_public()
+                public_use(conn)
                 response = self._route(request, request_id, reuse=False, conn=conn)
             if isinstance(response, StaleSnapshot):  # changed again within the request
                 response = error_response(
@@ -179,26 +214,27 @@ class TenantRoutingMiddleware:
             return response
         finally:
             snapshot_close()
-            conn.set_schema_to_public()
+            public_use(conn)
             request_context_end(log_context)
 
     def _route(
         self, request: HttpRequest, request_id: str, *, reuse: bool, conn: Any
     ) -> HttpResponse:
-        if conn.schema_name != PUBLIC_SCHEMA:
-            conn.set_schema_to_public()
-        host = _domain(request.get_host())  # get_host() checks ALLOWED_HOSTS
-        header_slug = request.META.get("HTTP_X_TENANT", "").strip().lower()
+        public_use(conn)
+        host = _host(request)
+        header_slug = request.META.get("HTTP_X_TENANT")
+        if header_slug:
+            header_slug = header_slug.strip().lower()
 
         if host in self.public_hosts:
             if not header_slug:
-                request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
+                request.urlconf = _conf.PUBLIC_SCHEMA_URLCONF
                 request.tenant = current_tenant()  # type: ignore[attr-defined]
                 request_context_bind(tenant="public")
                 return self._respond(request, request_id)
-            tenant = _resolve("slug", header_slug, route_for_slug, reuse=reuse)
+            tenant = _resolve("slug:", header_slug, route_for_slug, reuse=reuse)
         else:
-            tenant = _resolve("host", host, route_for_host, reuse=reuse)
+            tenant = _resolve("host:", host, route_for_host, reuse=reuse)
             if tenant is not None and header_slug and header_slug != tenant.slug:
                 return error_response(
                     status_code=400,
@@ -212,7 +248,7 @@ class TenantRoutingMiddleware:
                 status_code=404, code="tenant_not_found", message="No such tenant."
             )
         request_context_bind(tenant=tenant.slug)
-        refusal = _status_refusal(tenant)
+        refusal = None if tenant.status == _ACTIVE else _status_refusal(tenant)
         if refusal is not None:
             snapshot = snapshot_current()
             if (
@@ -227,11 +263,12 @@ class TenantRoutingMiddleware:
         conn.set_tenant(model)
         request.tenant = model  # type: ignore[attr-defined]
         request._tenantry_schema = model.schema_name  # type: ignore[attr-defined]
-        request.urlconf = settings.ROOT_URLCONF
+        # A tenant host is served by ROOT_URLCONF, Django's default, so no request.urlconf
+        # (setting one costs a context-local write and reset on every request).
         return self._respond(request, request_id)
 
     def _respond(self, request: HttpRequest, request_id: str) -> HttpResponse:
         response = self.get_response(request)
-        if not isinstance(response, StaleSnapshot):
-            headers_set(response, ("X-Request-ID", request_id))
+        if type(response) is not StaleSnapshot:
+            headers_set_safe(response, "x-request-id", "X-Request-ID", request_id)
         return response

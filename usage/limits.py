@@ -117,7 +117,7 @@ def limits_load(tenant_id: int) -> TenantLimits | None:
 
 
 def tenant_limits(*, tenant_id: int) -> TenantLimits | None:
-    return snapshot_value(tenant_id, "limits", lambda: _cached_limits(tenant_id))
+    return snapshot_value(tenant_id, "limits", _cached_limits, tenant_id)
 
 
 def _cached_limits(tenant_id: int) -> TenantLimits | None:

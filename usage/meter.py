@@ -36,6 +36,7 @@ import structlog
 from django.conf import settings
 from django.db.models import Sum
 
+from core.conf import HotSettings
 from core.redis import HotScript, redis_client
 from core.redis import reset_client as reset_client
 from core.snapshots import generation_key
@@ -46,6 +47,13 @@ from usage.models import UsageRecord
 log = structlog.get_logger(__name__)
 
 PENDING_TENANTS = "usage:pending:tenants"
+_conf = HotSettings(
+    "USAGE_CREDIT_MAX",
+    "USAGE_CREDIT_SECONDS",
+    "USAGE_CREDIT_HEADROOM",
+    "USAGE_COUNTER_TTL",
+    "USAGE_FAIL_MODE",
+)
 
 
 def pending_key(tenant_id: int) -> str:
@@ -214,9 +222,10 @@ class _LocalBuffer:
         with self.lock:
             return self.calls.pop((tenant_id, period_key, day), 0)
 
-    def add_call(self, tenant_id: int, period_key: int, day: str) -> None:
+    def add_call(self, key: tuple[int, int, str]) -> None:
+        """One request admitted on credit; ``key`` is (tenant, period key, day)."""
         with self.lock:
-            self.calls[(tenant_id, period_key, day)] += 1
+            self.calls[key] += 1
 
     def add_bandwidth(self, tenant_id: int, period_key: int, day: str, nbytes: int) -> None:
         with self.lock:
@@ -318,8 +327,8 @@ class _Credit:
     """Requests a process may admit for a tenant without a round trip (see the module doc)."""
 
     token: str
-    period: int
-    day: str
+    bucket: tuple[int, str]  # (period key, day) its requests are counted in
+    calls_key: tuple[int, int, str]  # (tenant, period key, day) in the local buffer
     left: int
     expires: float  # a POSIX time
     rate_limit: int | None
@@ -405,35 +414,34 @@ def meter_request(
     tenant_id = limits.tenant_id
     stamp = now.timestamp() if now is not None else time.time()
     unused = 0
-    credit = _credits.pop(tenant_id, None)
+    credit = _credits.pop(tenant_id, None)  # atomic: one thread at a time holds a credit
     if credit is not None:
         if (
             credit.left > 0
-            and snapshot_token is not None
             and credit.token == snapshot_token
+            and snapshot_token is not None
             and stamp < credit.expires  # also before the day's and the period's end
         ):
             credit.left -= 1
             _credits[tenant_id] = credit
-            buffer.add_call(tenant_id, credit.period, credit.day)
+            buffer.add_call(credit.calls_key)
             return MeterResult(
-                allowed=True,
-                code="ok",
-                rate_limit=credit.rate_limit,
-                rate_remaining=(
-                    None if credit.rate_remaining is None else credit.rate_remaining + credit.left
-                ),
-                rate_reset_s=credit.rate_reset_s,
+                True,
+                "ok",
+                0,
+                credit.rate_limit,
+                None if credit.rate_remaining is None else credit.rate_remaining + credit.left,
+                credit.rate_reset_s,
                 calls_added=0,  # sent with a later round trip
-                bucket=(credit.period, credit.day),
+                bucket=credit.bucket,
             )
         unused = credit.left
     now = now or datetime.fromtimestamp(stamp, UTC)
     day = _day(now)
     period, quota, hard, bw_quota, bw_hard = _limits_args(limits, now)
     rate = limits.rate_limit_per_minute or 0
-    hot = stamp - _last_call.get(tenant_id, 0.0) < settings.USAGE_CREDIT_SECONDS
-    want = settings.USAGE_CREDIT_MAX if hot and snapshot_token is not None else 0
+    hot = stamp - _last_call.get(tenant_id, 0.0) < _conf.USAGE_CREDIT_SECONDS
+    want = _conf.USAGE_CREDIT_MAX if hot and snapshot_token is not None else 0
     _last_call[tenant_id] = stamp
     earlier = buffer.take_calls(tenant_id, period, day)
     pending_bytes = buffer.take_bandwidth(tenant_id, period, day)
@@ -461,14 +469,14 @@ def meter_request(
                 pending_bytes,
                 bucket_field(API_CALLS, day, period),
                 bucket_field(BANDWIDTH_BYTES, day, period),
-                settings.USAGE_COUNTER_TTL,
+                _conf.USAGE_COUNTER_TTL,
                 tenant_id,
                 bw_quota,
                 bw_hard,
                 snapshot_token or "",
                 want,
                 unused,
-                settings.USAGE_CREDIT_HEADROOM,
+                _conf.USAGE_CREDIT_HEADROOM,
                 "1" if hard or bw_hard else "0",
             ],
         )
@@ -479,7 +487,7 @@ def meter_request(
         log.warning("metering_timeout", error=str(exc))
         if snapshot_token is not None:
             return MeterResult(allowed=False, code="stale", degraded=True, sent=True)
-        if settings.USAGE_FAIL_MODE == "closed":
+        if _conf.USAGE_FAIL_MODE == "closed":
             return MeterResult(allowed=False, code="unavailable", retry_after_s=5, degraded=True)
         return MeterResult(allowed=True, code="ok", rate_limit=rate or None, degraded=True)
     except (redis.RedisError, OSError) as exc:
@@ -489,7 +497,7 @@ def meter_request(
             buffer.add_offline(tenant_id, API_CALLS, day, period, earlier)
         if snapshot_token is not None:
             return MeterResult(allowed=False, code="stale", degraded=True)
-        if settings.USAGE_FAIL_MODE == "closed":
+        if _conf.USAGE_FAIL_MODE == "closed":
             log.warning("metering_unavailable", mode="closed", error=str(exc))
             return MeterResult(allowed=False, code="unavailable", retry_after_s=5, degraded=True)
         log.warning("metering_unavailable", mode="open", error=str(exc))
@@ -530,12 +538,12 @@ def meter_request(
         _flusher_ensure()
         _credits[tenant_id] = _Credit(
             token=snapshot_token,
-            period=period,
-            day=day,
+            bucket=(period, day),
+            calls_key=(tenant_id, period, day),
             left=granted,
             # Never across midnight (the day's bucket) or the period's end (its counter).
             expires=min(
-                stamp + settings.USAGE_CREDIT_SECONDS,
+                stamp + _conf.USAGE_CREDIT_SECONDS,
                 (int(stamp) // 86400 + 1) * 86400,
                 limits.period_end.timestamp(),
             ),

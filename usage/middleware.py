@@ -10,33 +10,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from core.api.errors import error_response
-from core.api.headers import headers_set
+from core.api.headers import ratelimit_headers_set
+from core.conf import HotSettings
 from core.snapshots import StaleSnapshot, generation_check, snapshot_current
 from tenants.api.authentication import principal_from_request
 from usage.limits import tenant_limits
 from usage.meter import MeterResult, meter_bandwidth, meter_request
 from usage.services import quota_thresholds_check
 
+_conf = HotSettings("USAGE_METERING_ENABLED", "USAGE_FAIL_MODE")
+
 
 def _headers(response: HttpResponse, result: MeterResult) -> None:
-    if result.rate_limit is None:
-        return
-    if result.rate_remaining is None:
-        headers_set(
-            response,
-            ("X-RateLimit-Limit", str(result.rate_limit)),
-            ("X-RateLimit-Reset", str(result.rate_reset_s)),
-        )
-    else:
-        headers_set(
-            response,
-            ("X-RateLimit-Limit", str(result.rate_limit)),
-            ("X-RateLimit-Remaining", str(result.rate_remaining)),
-            ("X-RateLimit-Reset", str(result.rate_reset_s)),
+    if result.rate_limit is not None:
+        ratelimit_headers_set(
+            response, result.rate_limit, result.rate_remaining, result.rate_reset_s
         )
 
 
@@ -66,35 +57,35 @@ class UsageMeteringMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         tenant: Any = getattr(request, "tenant", None)
+        tenant_id = getattr(tenant, "id", None)  # None on the public schema (FakeTenant)
         if (
-            not settings.USAGE_METERING_ENABLED
-            or tenant is None
-            or getattr(tenant, "pk", None) is None
+            tenant_id is None
+            or not _conf.USAGE_METERING_ENABLED
             or not request.path.startswith("/api/")
         ):
             return self._pass(request)
         principal = principal_from_request(request)
         if principal is None:
             return self._pass(request)
-        limits = tenant_limits(tenant_id=tenant.pk)
+        limits = tenant_limits(tenant_id=tenant_id)
         if limits is None:  # no current subscription: the 402 check answers
             return self._pass(request)
-        if getattr(request, "_tenantry_meter_sent", False):
+        if "_tenantry_meter_sent" in request.__dict__:
             # Served again after a metering reply was lost: it may have been counted already,
             # so it is not sent again; fail closed refuses it as any unknown outcome.
-            if settings.USAGE_FAIL_MODE == "closed":
+            if _conf.USAGE_FAIL_MODE == "closed":
                 return _unavailable()
             return self._pass(request)
 
         snapshot = snapshot_current()
         token = snapshot.token if snapshot is not None and not snapshot.fresh else None
         result = meter_request(limits=limits, snapshot_token=token)
-        if result.code == "stale":
-            if result.sent:
-                request._tenantry_meter_sent = True  # type: ignore[attr-defined]
-            return StaleSnapshot()
         response: HttpResponse
         if not result.allowed:
+            if result.code == "stale":
+                if result.sent:
+                    request._tenantry_meter_sent = True  # type: ignore[attr-defined]
+                return StaleSnapshot()
             if result.code == "unavailable":
                 response = _unavailable(result.retry_after_s)
             else:
@@ -128,7 +119,10 @@ class UsageMeteringMiddleware:
                 previous=result.bandwidth_used - result.bandwidth_added,
             )
         response = self.get_response(request)
-        _headers(response, result)
+        if result.rate_limit is not None:
+            ratelimit_headers_set(
+                response, result.rate_limit, result.rate_remaining, result.rate_reset_s
+            )
         if not response.streaming:
             meter_bandwidth(limits=limits, nbytes=len(response.content), bucket=result.bucket)
         return response

@@ -21,3 +21,30 @@ def headers_set(response: HttpResponseBase, *items: tuple[str, str]) -> None:
             store[name.lower()] = (name, value)
         else:
             response[name] = value
+
+
+def headers_set_safe(response: HttpResponseBase, lower: str, name: str, value: str) -> None:
+    """Set a header whose value the caller guarantees is printable ASCII (the digits of an
+    integer, a validated token); ``lower`` is ``name.lower()``, spelled out by the caller."""
+    store: Any = getattr(response.headers, "_store", None)
+    if store is None:
+        response[name] = value
+    else:
+        store[lower] = (name, value)
+
+
+def ratelimit_headers_set(
+    response: HttpResponseBase, limit: int, remaining: int | None, reset: int
+) -> None:
+    """``X-RateLimit-Limit``, ``-Remaining`` (when known) and ``-Reset``: integers only."""
+    store: Any = getattr(response.headers, "_store", None)
+    if store is None:
+        response["X-RateLimit-Limit"] = str(limit)
+        if remaining is not None:
+            response["X-RateLimit-Remaining"] = str(remaining)
+        response["X-RateLimit-Reset"] = str(reset)
+        return
+    store["x-ratelimit-limit"] = ("X-RateLimit-Limit", str(limit))
+    if remaining is not None:
+        store["x-ratelimit-remaining"] = ("X-RateLimit-Remaining", str(remaining))
+    store["x-ratelimit-reset"] = ("X-RateLimit-Reset", str(reset))

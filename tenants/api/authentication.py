@@ -40,30 +40,31 @@ def _verify(request: HttpRequest) -> TenantPrincipal | str | None:
 
     Memoised on the request, so the metering middleware and DRF verify a key once.
     """
-    memo = getattr(request, "_tenantry_principal", _UNSET)
+    memo = request.__dict__.get("_tenantry_principal", _UNSET)
     if memo is not _UNSET:
         return memo
     result: TenantPrincipal | str | None = None
+    header = request.META.get("HTTP_AUTHORIZATION")
     tenant: Any = getattr(request, "tenant", None)
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    # The key is looked up in the current schema: it must be this tenant's own (the router
-    # records the schema it switched to; anything else is checked on the connection).
-    schema = getattr(request, "_tenantry_schema", None) or current_schema()
-    on_tenant = (
-        tenant is not None and tenant.schema_name != PUBLIC_SCHEMA and schema == tenant.schema_name
-    )
-    if on_tenant and header:
-        scheme, _, raw_key = header.partition(" ")
-        raw_key = raw_key.strip()
-        if scheme.lower() != _SCHEME or not raw_key:
-            result = "Use 'Authorization: Bearer <api key>'."
-        else:
-            result = snapshot_value(
-                tenant.pk,
-                "principal:" + key_hash(raw_key),
-                lambda: _principal(tenant, raw_key),
-                keep=_is_principal,
-            )
+    if header and tenant is not None:
+        # The key is looked up in the current schema: it must be this tenant's own (the
+        # router records the schema it switched to; anything else is checked on the
+        # connection).
+        schema = request.__dict__.get("_tenantry_schema") or current_schema()
+        if schema == tenant.schema_name and schema != PUBLIC_SCHEMA:
+            scheme, _, raw_key = header.partition(" ")
+            raw_key = raw_key.strip()
+            if not raw_key or scheme.lower() != _SCHEME:
+                result = "Use 'Authorization: Bearer <api key>'."
+            else:
+                result = snapshot_value(
+                    tenant.id,
+                    "principal:" + key_hash(raw_key),
+                    _principal,
+                    tenant,
+                    raw_key,
+                    keep=_is_principal,
+                )
     request._tenantry_principal = result  # type: ignore[attr-defined]
     return result
 

@@ -203,3 +203,24 @@ def test_a_request_id_that_is_not_a_plain_token_is_replaced(api, alpha):
         replaced = api.get("/api/v1/whoami/", HTTP_X_REQUEST_ID=bad, **auth)
         assert replaced["X-Request-ID"] != bad
         assert len(replaced["X-Request-ID"]) == 32
+
+
+def test_a_remembered_host_is_checked_again_when_allowed_hosts_change(api, alpha, settings):
+    settings.ALLOWED_HOSTS = [".localhost"]
+    assert get(api, "alpha.localhost", alpha.api_key).status_code == 200
+    assert get(api, "evil.example.org").status_code == 400  # DisallowedHost: never kept
+    assert get(api, "evil.example.org").status_code == 400
+    settings.ALLOWED_HOSTS = ["localhost"]  # alpha.localhost no longer allowed
+    assert get(api, "alpha.localhost", alpha.api_key).status_code == 400
+    settings.ALLOWED_HOSTS = [".localhost"]
+    assert get(api, "alpha.localhost", alpha.api_key).status_code == 200
+
+
+def test_behind_x_forwarded_host_the_forwarded_host_routes(api, alpha, beta, settings):
+    settings.USE_X_FORWARDED_HOST = True
+    response = get(api, "beta.localhost", alpha.api_key, HTTP_X_FORWARDED_HOST="alpha.localhost")
+    assert response.status_code == 200
+    assert response.json()["slug"] == "alpha"
+    settings.USE_X_FORWARDED_HOST = False
+    response = get(api, "beta.localhost", beta.api_key, HTTP_X_FORWARDED_HOST="alpha.localhost")
+    assert response.json()["slug"] == "beta"
