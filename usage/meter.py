@@ -380,12 +380,14 @@ def _meter_call(
 
 
 _credits: dict[int, _Credit] = {}
+_degraded: dict[int, tuple[int, int]] = {}  # tenant -> (minute, requests admitted in it)
 _last_call: dict[int, float] = {}  # tenant -> POSIX time of its last round trip from here
 
 
 def credits_clear() -> None:
     _credits.clear()
     _last_call.clear()
+    _degraded.clear()
 
 
 def _limits_args(limits: TenantLimits, now: datetime) -> tuple[int, int, int, int, int]:
@@ -395,6 +397,26 @@ def _limits_args(limits: TenantLimits, now: datetime) -> tuple[int, int, int, in
     # The period ended and the renewal has not run yet: count into the next period, which
     # starts where this one ended, and enforce no quota meanwhile.
     return period_key_of(limits.period_end), -1, 0, -1, 0
+
+
+def _degraded_admit(tenant_id: int, rate: int, stamp: float) -> MeterResult:
+    """Failing open: the request is admitted. Its rate-limit headers count what this process
+    admitted for the tenant in the current minute (Redis, which knows the rest, is down),
+    so ``X-RateLimit-Remaining`` is an upper bound there, and ``-Reset`` the minute's end."""
+    if not rate:
+        return MeterResult(allowed=True, code="ok", degraded=True)
+    minute = int(stamp // 60)
+    start, admitted = _degraded.get(tenant_id, (minute, 0))
+    admitted = admitted + 1 if start == minute else 1
+    _degraded[tenant_id] = (minute, admitted)
+    return MeterResult(
+        allowed=True,
+        code="ok",
+        rate_limit=rate,
+        rate_remaining=max(rate - admitted, 0),
+        rate_reset_s=max((minute + 1) * 60 - math.ceil(stamp), 1),
+        degraded=True,
+    )
 
 
 def meter_request(
@@ -489,7 +511,7 @@ def meter_request(
             return MeterResult(allowed=False, code="stale", degraded=True, sent=True)
         if _conf.USAGE_FAIL_MODE == "closed":
             return MeterResult(allowed=False, code="unavailable", retry_after_s=5, degraded=True)
-        return MeterResult(allowed=True, code="ok", rate_limit=rate or None, degraded=True)
+        return _degraded_admit(tenant_id, rate, stamp)
     except (redis.RedisError, OSError) as exc:
         if pending_bytes:
             buffer.add_offline(tenant_id, BANDWIDTH_BYTES, day, period, pending_bytes)
@@ -502,7 +524,7 @@ def meter_request(
             return MeterResult(allowed=False, code="unavailable", retry_after_s=5, degraded=True)
         log.warning("metering_unavailable", mode="open", error=str(exc))
         buffer.add_offline(tenant_id, API_CALLS, day, period, 1)
-        return MeterResult(allowed=True, code="ok", rate_limit=rate or None, degraded=True)
+        return _degraded_admit(tenant_id, rate, stamp)
 
     code = raw[1].decode() if isinstance(raw[1], bytes) else str(raw[1])
     allowed, retry_ms, remaining, reset_ms, used, bandwidth, granted = (

@@ -182,6 +182,18 @@ def test_redis_down_fails_open_and_replays_the_counts(alpha, alpha_client, redis
         assert used(alpha.tenant) == 3
 
 
+def test_failing_open_still_sends_every_rate_limit_header(alpha_client, redis_down):
+    """Remaining counts down what this process admitted in the minute; Reset is its end."""
+    with time_machine.travel("2026-12-04 12:00:10Z", tick=False):
+        responses = [alpha_client.get(KEYS) for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert [r["X-RateLimit-Limit"] for r in responses] == ["60"] * 3
+    assert [r["X-RateLimit-Remaining"] for r in responses] == ["59", "58", "57"]
+    assert [r["X-RateLimit-Reset"] for r in responses] == ["50"] * 3
+    with time_machine.travel("2026-12-04 12:01:00Z", tick=False):
+        assert alpha_client.get(KEYS)["X-RateLimit-Remaining"] == "59"  # a new minute
+
+
 def test_redis_down_fails_closed_when_configured(alpha_client, redis_down):
     with override_settings(USAGE_FAIL_MODE="closed"):
         response = alpha_client.get(KEYS)
