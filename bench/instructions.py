@@ -1,7 +1,7 @@
 """CPU instructions per warm request of the hot path, "on" and "off", counted by callgrind.
 
 A diagnostic beside ``bench/hot_path.py``: wall-clock throughput on this shared 2-core
-machine drifts by a quarter between runs, an instruction count repeats to within 0.1 %.
+machine drifts by a quarter between runs, an instruction count repeats to within ~0.5 %.
 Each side runs in its own process under ``valgrind --tool=callgrind``: Django's WSGI
 handler (the same settings and view as ``bench/hot_path.py``: ``config.settings`` with the
 bench tenant and its key, or ``bench.settings_bare``) serves ``--warmup`` requests, then
