@@ -112,7 +112,7 @@ def snapshot_find(index_key: str) -> Any:
     if tenant_id is None:
         return None
     snapshot = _store.get(tenant_id)
-    if snapshot is None or time.monotonic() - snapshot.born >= SNAPSHOT_MAX_AGE:
+    if snapshot is None or not _alive(snapshot):
         return None
     value = snapshot.values.get("route:" + index_key)
     if value is not None:

@@ -119,10 +119,7 @@ class UsageMeteringMiddleware:
                 previous=result.bandwidth_used - result.bandwidth_added,
             )
         response = self.get_response(request)
-        if result.rate_limit is not None:
-            ratelimit_headers_set(
-                response, result.rate_limit, result.rate_remaining, result.rate_reset_s
-            )
+        _headers(response, result)
         if not response.streaming:
             meter_bandwidth(limits=limits, nbytes=len(response.content), bucket=result.bucket)
         return response

@@ -3,8 +3,9 @@
 ``HttpResponse.__setitem__`` converts and checks every name and value (charset, newlines);
 for the few headers the tenant hot path adds to every response (the request id, the rate
 limit) that was ~5,500 instructions a header. Their names are constants and their values
-plain printable ASCII (numbers, validated ids), which is checked here with two C-level
-string tests; anything else goes through Django's own path.
+printable ASCII by construction (the digits of integers, request ids that passed the
+router's check), so they go straight into the header store; a response without Django's
+store (none today) goes through Django's own path.
 """
 
 from __future__ import annotations
@@ -12,15 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpResponseBase
-
-
-def headers_set(response: HttpResponseBase, *items: tuple[str, str]) -> None:
-    store: Any = getattr(response.headers, "_store", None)
-    for name, value in items:
-        if store is not None and value.isascii() and value.isprintable():
-            store[name.lower()] = (name, value)
-        else:
-            response[name] = value
 
 
 def headers_set_safe(response: HttpResponseBase, lower: str, name: str, value: str) -> None:
