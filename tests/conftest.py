@@ -141,6 +141,30 @@ def beta_client(beta: SessionTenant) -> APIClient:
     return tenant_client(beta)
 
 
+def committed_tenants_delete(tenant_ids: list[int]) -> None:
+    """Delete what a committing test made for these tenants (rows without a schema: tenants
+    created with ``provision=False``): usage, invoices, subscriptions and their periods and
+    pending items, audit entries, domain events, then the tenants."""
+    from billing.models import Invoice, InvoiceLine
+    from core.models import AuditEntry, DomainEvent
+    from subscriptions.models import PendingInvoiceItem, Subscription, SubscriptionPeriod
+    from tenants.models import Tenant
+    from usage.models import UsageEvent, UsageRecord
+
+    UsageEvent.objects.filter(tenant_id__in=tenant_ids).delete()
+    UsageRecord.objects.filter(tenant_id__in=tenant_ids).delete()
+    invoices = Invoice.objects.filter(tenant_id__in=tenant_ids)
+    InvoiceLine.objects.filter(invoice__in=invoices).delete()
+    invoices.delete()
+    subs = Subscription.objects.filter(tenant_id__in=tenant_ids)
+    PendingInvoiceItem.objects.filter(subscription__in=subs).delete()
+    SubscriptionPeriod.objects.filter(subscription__in=subs).delete()
+    subs.delete()
+    AuditEntry.objects.filter(tenant_id__in=tenant_ids).delete()
+    DomainEvent.objects.filter(tenant_id__in=tenant_ids).delete()
+    Tenant.objects.filter(pk__in=tenant_ids).delete()
+
+
 def plans_remove_except(codes_before: set[str]) -> None:
     """Delete the plans (versions, quotas) that a committing test added; keep the others."""
     from subscriptions.models import Plan, PlanVersion, Quota

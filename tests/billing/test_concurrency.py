@@ -8,15 +8,13 @@ from collections.abc import Iterator
 import pytest
 from django.db import connections
 
-from billing.models import Invoice, InvoiceLine, InvoiceNumberSequence
+from billing.models import Invoice, InvoiceNumberSequence
 from billing.services import invoices_generate_due
-from core.models import AuditEntry, DomainEvent
-from subscriptions.models import PendingInvoiceItem, Plan, Subscription, SubscriptionPeriod
+from subscriptions.models import Plan, Subscription, SubscriptionPeriod
 from subscriptions.services import subscription_create
-from tenants.models import Tenant
 from tenants.services import tenant_create
 from tests.billing.conftest import BILLING_PLANS, utc
-from tests.conftest import plans_remove_except
+from tests.conftest import committed_tenants_delete, plans_remove_except
 
 
 @pytest.fixture
@@ -39,17 +37,7 @@ def committed_periods(session_tenants, django_db_blocker) -> Iterator[list[int]]
             subscription_create(tenant_id=tenant.pk, plan_code="bill-basic", now=utc(2025, 1, 1))
             tenants.append(tenant)
         yield [t.pk for t in tenants]
-        invoices = Invoice.objects.filter(tenant_id__in=[t.pk for t in tenants])
-        InvoiceLine.objects.filter(invoice__in=invoices).delete()
-        invoices.delete()
-        subs = Subscription.objects.filter(tenant__in=tenants)
-        PendingInvoiceItem.objects.filter(subscription__in=subs).delete()
-        SubscriptionPeriod.objects.filter(subscription__in=subs).delete()
-        subs.delete()
-        for tenant in tenants:
-            AuditEntry.objects.filter(tenant_id=tenant.pk).delete()
-            DomainEvent.objects.filter(tenant_id=tenant.pk).delete()
-        Tenant.objects.filter(pk__in=[t.pk for t in tenants]).delete()
+        committed_tenants_delete([t.pk for t in tenants])
         InvoiceNumberSequence.objects.exclude(year__in=before).delete()
         for year, last in before.items():
             InvoiceNumberSequence.objects.filter(year=year).update(last_number=last)

@@ -9,16 +9,14 @@ import pytest
 import time_machine
 from django.db import connection, connections
 
-from core.models import AuditEntry, DomainEvent
+from core.models import DomainEvent
 from subscriptions.models import (
-    PendingInvoiceItem,
     Subscription,
     SubscriptionPeriod,
     SubscriptionStatus,
 )
 from subscriptions.services import subscription_create, subscription_renew, subscriptions_renew_due
 from subscriptions.tasks import subscriptions_renew_due_task
-from tenants.models import Tenant
 from tenants.services import tenant_create
 from tests.subscriptions.conftest import utc
 
@@ -96,7 +94,7 @@ def committed_subscription(session_tenants, django_db_blocker) -> Iterator[Subsc
         from core.audit import SYSTEM
         from subscriptions.catalog import catalog_sync
         from subscriptions.models import Plan
-        from tests.conftest import plans_remove_except
+        from tests.conftest import committed_tenants_delete, plans_remove_except
         from tests.subscriptions.conftest import TEST_PLANS
 
         plans_before = set(Plan.objects.values_list("code", flat=True))
@@ -109,13 +107,7 @@ def committed_subscription(session_tenants, django_db_blocker) -> Iterator[Subsc
         made.delete()
         sub = subscription_create(tenant_id=tenant.pk, plan_code="starter", now=utc(2027, 1, 1))
         yield sub
-        subs = Subscription.objects.filter(tenant=tenant)
-        SubscriptionPeriod.objects.filter(subscription__in=subs).delete()
-        PendingInvoiceItem.objects.filter(subscription__in=subs).delete()
-        subs.delete()
-        AuditEntry.objects.filter(tenant_id=tenant.pk).delete()
-        DomainEvent.objects.filter(tenant_id=tenant.pk).delete()
-        Tenant.objects.filter(pk=tenant.pk).delete()
+        committed_tenants_delete([tenant.pk])
         plans_remove_except(plans_before)
 
 

@@ -27,19 +27,16 @@ RACE_PLAN = {
 @pytest.fixture
 def racing_tenant(session_tenants, django_db_blocker):
     from core.audit import SYSTEM
-    from core.models import AuditEntry, DomainEvent
     from subscriptions.catalog import catalog_sync
     from subscriptions.models import (
         CURRENT_STATUSES,
-        PendingInvoiceItem,
         Plan,
         Subscription,
         SubscriptionPeriod,
     )
     from subscriptions.services import subscription_create
-    from tenants.models import Tenant
     from tenants.services import tenant_create
-    from tests.conftest import plans_remove_except
+    from tests.conftest import committed_tenants_delete, plans_remove_except
     from usage.limits import tenant_limits, tenant_limits_invalidate
 
     with django_db_blocker.unblock():
@@ -56,15 +53,7 @@ def racing_tenant(session_tenants, django_db_blocker):
         tenant_limits_invalidate(tenant_id=tenant.pk)
         assert tenant_limits(tenant_id=tenant.pk) is not None
         yield tenant.pk
-        UsageEvent.objects.filter(tenant_id=tenant.pk).delete()
-        UsageRecord.objects.filter(tenant_id=tenant.pk).delete()
-        subs = Subscription.objects.filter(tenant_id=tenant.pk)
-        PendingInvoiceItem.objects.filter(subscription__in=subs).delete()
-        SubscriptionPeriod.objects.filter(subscription__in=subs).delete()
-        subs.delete()
-        AuditEntry.objects.filter(tenant_id=tenant.pk).delete()
-        DomainEvent.objects.filter(tenant_id=tenant.pk).delete()
-        Tenant.objects.filter(pk=tenant.pk).delete()
+        committed_tenants_delete([tenant.pk])
         plans_remove_except(plans_before)
         redis_client().delete(f"usage:seen:{tenant.pk}")
         tenant_limits_invalidate(tenant_id=tenant.pk)
